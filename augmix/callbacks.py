@@ -1,0 +1,67 @@
+"""Callbacks that leave the run's artefacts in its output folder."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+from torchvision.utils import make_grid, save_image
+
+from augmix.io import write_json
+
+
+class AugMixSamples(pl.Callback):
+    """Saves ``augmix_samples.png``: rows clean / augmix1 / augmix2 for the first training images.
+
+    It shows exactly what the model is fed (same keyed streams as batch 0 of epoch 0), so a
+    wrong severity or op list is visible before hours of training.
+    """
+
+    def __init__(self, path: str, count: int = 8) -> None:
+        self.path, self.count = Path(path), count
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not trainer.is_global_zero:
+            return
+        clean, views = trainer.datamodule.preview(self.count)
+        rows = [clean.float() / 255.0, *views]
+        grid = make_grid(torch.cat(rows), nrow=len(clean), padding=2, pad_value=1.0)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        save_image(grid, self.path)
+        for logger in trainer.loggers:
+            if isinstance(logger, pl.loggers.WandbLogger):
+                logger.log_image("augmix_samples", [str(self.path)], caption=["clean / augmix1 / augmix2"])
+
+
+class MetricsJSON(pl.Callback):
+    """Writes the final validation metrics (and best so far) to ``metrics.json`` after each epoch.
+
+    Rewriting it every epoch keeps an interrupted run's figures; the write is atomic.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = Path(path)
+
+    def _write(self, trainer: pl.Trainer) -> None:
+        if not trainer.is_global_zero or trainer.sanity_checking:
+            return
+        metrics = {
+            name: _finite_or_none(float(value))
+            for name, value in trainer.callback_metrics.items()
+            if not name.startswith("train/") or name.endswith("_epoch")
+        }
+        if not any(name.startswith("val/") for name in metrics):
+            return
+        metrics["epoch"] = trainer.current_epoch
+        metrics["global_step"] = trainer.global_step
+        write_json(self.path, metrics)
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._write(trainer)
+
+
+def _finite_or_none(value: float) -> float | None:
+    """JSON has no NaN or infinity; a diverged metric becomes null."""
+    return value if math.isfinite(value) else None

@@ -1,0 +1,163 @@
+"""Write user-made "-C" sets in the two on-disk formats of the published benchmarks.
+
+* CIFAR-C:    ``DIR/<corruption>.npy`` uint8 (5N, H, W, 3), severity 1 block first,
+              and ``DIR/labels.npy`` (the N labels tiled 5 times).
+* ImageNet-C: ``DIR/<corruption>/<severity>/<class>/<file>.JPEG`` (quality 85,
+              ``optimize=True``, as the creation scripts save).
+
+Both also write ``DIR/regenerated.json`` so reports can tell synthesised sets from
+the published ones. Every file is written atomically and existing files are
+skipped, so an interrupted generation resumes where it stopped; resuming requires
+the same images, labels, seed and table (seed, table and format are checked
+against the marker).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from augmix.corruptions.atomic import atomic_path
+from augmix.corruptions.registry import (
+    BENCHMARK_CORRUPTIONS,
+    check_images,
+    check_name,
+    check_non_negative_int,
+    check_table,
+    corrupt,
+    corrupt_batch,
+    image_rng,
+)
+from augmix.corruptions.tables import select_table
+
+MARKER_NAME = "regenerated.json"
+SEVERITIES = (1, 2, 3, 4, 5)
+JPEG_QUALITY = 85
+
+
+def _check_common(images: np.ndarray, labels: np.ndarray, corruptions: Sequence[str],
+                  seed: int, table: int | None) -> tuple[np.ndarray, int]:
+    check_images(images, batched=True)
+    labels = np.asarray(labels)
+    if labels.ndim != 1 or len(labels) != len(images) or not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"labels must be {len(images)} integers, got shape {labels.shape} dtype {labels.dtype}")
+    if isinstance(corruptions, str):
+        raise ValueError("corruptions must be a sequence of names, not a single string")
+    for name in corruptions:
+        check_name(name)
+    check_non_negative_int(seed, "seed")
+    check_table(table)
+    resolved = select_table(*images.shape[1:3]) if table is None else table
+    return labels, resolved
+
+
+def _write_marker(out_dir: Path, fmt: str, table: int, seed: int) -> None:
+    """Create the marker, or check that an existing one describes the same run."""
+    marker = {"regenerated": True, "generator": "augmix.corruptions",
+              "format": fmt, "table": int(table), "seed": int(seed)}
+    path = out_dir / MARKER_NAME
+    if path.exists():
+        existing = json.loads(path.read_text())
+        if existing != marker:
+            raise ValueError(f"{out_dir} already holds a set made with {existing}, not {marker}; "
+                             "use another directory to generate a different set")
+        return
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(marker, indent=2) + "\n")
+
+
+def _existing_matches(path: Path, shape: tuple[int, ...]) -> bool:
+    """True if ``path`` is a finished uint8 array of ``shape``; an array of another
+    shape means the directory belongs to different inputs."""
+    if not path.exists():
+        return False
+    done = np.load(path, mmap_mode="r")
+    if done.shape != shape or done.dtype != np.uint8:
+        raise ValueError(f"{path} holds {done.dtype} {done.shape}, expected uint8 {shape}; "
+                         "use another directory for different inputs")
+    return True
+
+
+def write_cifar_c(images: np.ndarray, labels: np.ndarray, out_dir: str | Path,
+                  corruptions: Sequence[str] = BENCHMARK_CORRUPTIONS, seed: int = 0,
+                  table: int | None = None) -> Path:
+    """Write a CIFAR-10-C style set: severity block ``k`` of ``<name>.npy`` equals
+    ``corrupt_batch(images, name, k + 1, seed, table)``. Returns the directory."""
+    labels, table = _check_common(images, labels, corruptions, seed, table)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    _write_marker(out, "cifar-c", table, seed)
+
+    tiled = np.tile(labels, len(SEVERITIES))
+    labels_path = out / "labels.npy"
+    if labels_path.exists():
+        if not np.array_equal(np.load(labels_path), tiled):
+            raise ValueError(f"{labels_path} holds different labels; use another directory")
+    else:
+        with atomic_path(labels_path) as tmp, open(tmp, "wb") as handle:
+            np.save(handle, tiled)
+
+    n = len(images)
+    shape = (len(SEVERITIES) * n, *images.shape[1:])
+    for name in corruptions:
+        path = out / f"{name}.npy"
+        if _existing_matches(path, shape):
+            continue
+        with atomic_path(path) as tmp:
+            stacked = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
+            for k, severity in enumerate(SEVERITIES):
+                stacked[k * n:(k + 1) * n] = corrupt_batch(images, name, severity, seed, table=table)
+            stacked.flush()
+            del stacked
+    return out
+
+
+def _check_file_names(file_names: Sequence[str] | None, n: int) -> list[str]:
+    if file_names is None:
+        return [f"{i:08d}.JPEG" for i in range(n)]
+    names = [str(f) for f in file_names]
+    if len(names) != n or len(set(names)) != n:
+        raise ValueError(f"file_names must be {n} unique names")
+    for f in names:
+        if not f or "/" in f or "\\" in f or f.startswith("."):
+            raise ValueError(f"file name {f!r} must be a plain, non-hidden file name")
+    return names
+
+
+def write_imagenet_c(images: np.ndarray, labels: np.ndarray, class_names: Sequence[str],
+                     out_dir: str | Path, corruptions: Sequence[str] = BENCHMARK_CORRUPTIONS,
+                     seed: int = 0, table: int | None = None,
+                     file_names: Sequence[str] | None = None) -> Path:
+    """Write an ImageNet-C style folder tree (``<name>/<severity>/<class>/<file>``).
+
+    Image ``i`` at every corruption and severity uses ``image_rng(seed, i)``, the
+    stream ``corrupt_batch`` gives it, so the JPEGs hold the same pixels as the
+    CIFAR-C format (before JPEG coding). ``file_names`` default to ``00000000.JPEG``...
+    Returns the directory.
+    """
+    labels, table = _check_common(images, labels, corruptions, seed, table)
+    classes = [str(c) for c in class_names]
+    if len(labels) and (labels.min() < 0 or labels.max() >= len(classes)):
+        raise ValueError(f"labels must index class_names (0..{len(classes) - 1})")
+    for c in classes:
+        if not c or "/" in c or "\\" in c or c in (".", ".."):
+            raise ValueError(f"class name {c!r} cannot be used as a folder name")
+    names = _check_file_names(file_names, len(images))
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    _write_marker(out, "imagenet-c", table, seed)
+
+    for name in corruptions:
+        for severity in SEVERITIES:
+            for i, image in enumerate(images):
+                path = out / name / str(severity) / classes[labels[i]] / names[i]
+                if path.exists():
+                    continue
+                corrupted = corrupt(image, name, severity, rng=image_rng(seed, i), table=table)
+                with atomic_path(path) as tmp:
+                    Image.fromarray(corrupted).save(tmp, format="JPEG", quality=JPEG_QUALITY, optimize=True)
+    return out

@@ -1,0 +1,148 @@
+"""Keyed batches: every batch is built from a key (epoch, index), and all its randomness from
+streams keyed by (seed, rank, epoch, index). A batch is therefore the same whichever worker builds
+it, however many workers there are, and whether the run was resumed or not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset, Sampler
+
+from augmix.augment import AugMix
+from augmix.data.sources import ImageSource
+from augmix.random import keyed_generator
+
+# Stream ids keep the differently used streams of one batch independent.
+ORDER_STREAM, CROP_STREAM, AUGMIX_STREAM = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class BatchKey:
+    epoch: int
+    index: int
+    samples: tuple[int, ...]
+
+
+class KeyedBatchSampler(Sampler[BatchKey]):
+    """Yields batch keys; shuffles per epoch from (seed, epoch) and shards across ranks.
+
+    Training shards are padded to equal length (as DistributedSampler does) so every rank takes
+    the same number of steps; evaluation shards are not padded, so every sample counts once.
+    """
+
+    def __init__(
+        self,
+        size: int,
+        batch_size: int,
+        shuffle: bool,
+        drop_last: bool,
+        seed: int,
+        rank: int = 0,
+        world_size: int = 1,
+        pad_shards: bool = True,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.size, self.batch_size = size, batch_size
+        self.shuffle, self.drop_last, self.seed = shuffle, drop_last, seed
+        self.rank, self.world_size, self.pad_shards = rank, world_size, pad_shards
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Called by Lightning before each epoch."""
+        self.epoch = epoch
+
+    def shard(self) -> Tensor:
+        """This rank's sample indices for the current epoch, in order."""
+        if self.shuffle:
+            order = torch.randperm(self.size, generator=keyed_generator(self.seed, ORDER_STREAM, self.epoch))
+        else:
+            order = torch.arange(self.size)
+        if self.world_size > 1:
+            if self.pad_shards:
+                total = -(-self.size // self.world_size) * self.world_size
+                order = torch.cat([order, order[: total - self.size]]) if total > self.size else order
+            order = order[self.rank :: self.world_size]
+        return order
+
+    def __iter__(self) -> Iterator[BatchKey]:
+        order = self.shard().tolist()
+        for index in range(len(self)):
+            chunk = order[index * self.batch_size : (index + 1) * self.batch_size]
+            yield BatchKey(self.epoch, index, tuple(chunk))
+
+    def __len__(self) -> int:
+        if self.world_size == 1:
+            count = self.size
+        elif self.pad_shards:
+            count = -(-self.size // self.world_size)
+        else:
+            count = len(range(self.rank, self.size, self.world_size))
+        return count // self.batch_size if self.drop_last else -(-count // self.batch_size)
+
+
+SampleTransform = Callable[[Tensor, torch.Generator], Tensor]
+
+
+class AugMixViews:
+    """Turns a uint8 batch into its AugMix views (two for JSD, one without) from a batch key."""
+
+    def __init__(self, augmix: AugMix, num_views: int, seed: int, rank: int = 0) -> None:
+        self.augmix, self.num_views, self.seed, self.rank = augmix, num_views, seed, rank
+
+    def generator(self, epoch: int, index: int) -> torch.Generator:
+        return keyed_generator(self.seed, AUGMIX_STREAM, self.rank, epoch, index)
+
+    def __call__(self, images: Tensor, epoch: int, index: int) -> list[Tensor]:
+        repeated = images.repeat(self.num_views, 1, 1, 1) if self.num_views > 1 else images
+        mixed = self.augmix(repeated, self.generator(epoch, index))
+        return list(mixed.chunk(self.num_views))
+
+
+class BatchAssembler(Dataset):
+    """Map-style dataset over batch keys: decodes, crops and stacks one batch.
+
+    With ``views`` set (AugMix placement ``workers``) it also computes the AugMix views here, in
+    the loader worker. Otherwise the uint8 batch leaves as is and AugMix runs after transfer.
+    """
+
+    def __init__(
+        self,
+        source: ImageSource,
+        transform: SampleTransform,
+        seed: int,
+        rank: int = 0,
+        views: AugMixViews | None = None,
+    ) -> None:
+        self.source, self.transform, self.seed, self.rank, self.views = source, transform, seed, rank, views
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def __getitem__(self, key: BatchKey) -> dict:
+        generator = keyed_generator(self.seed, CROP_STREAM, self.rank, key.epoch, key.index)
+        images = torch.stack([self.transform(self.source.image(i), generator) for i in key.samples])
+        targets = torch.tensor([self.source.target(i) for i in key.samples], dtype=torch.long)
+        batch = {"image": images, "target": targets, "key": (key.epoch, key.index)}
+        if self.views is not None:
+            batch["views"] = self.views(images, key.epoch, key.index)
+        return batch
+
+
+class Normalize:
+    """(x - mean) / std on the device; uint8 input is scaled to [0, 1] first."""
+
+    def __init__(self, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
+        if len(mean) != len(std) or any(s <= 0 for s in std):
+            raise ValueError(f"mean {mean} and std {std} must have equal length and positive std")
+        self.mean, self.std = tuple(mean), tuple(std)
+
+    def __call__(self, images: Tensor) -> Tensor:
+        scale = 255.0 if images.dtype == torch.uint8 else 1.0
+        mean = torch.tensor(self.mean, device=images.device).view(1, -1, 1, 1) * scale
+        std = torch.tensor(self.std, device=images.device).view(1, -1, 1, 1) * scale
+        return (images.float() - mean) / std

@@ -1,0 +1,231 @@
+"""The LightningDataModule that feeds AugMix training: (clean, augmix1, augmix2) triplets.
+
+Workers decode, crop and flip once per sample and collate uint8 batches. AugMix then runs either
+in the workers on the collated batch (``placement=workers``) or on the accelerator after the
+transfer (``placement=device``); both use the same kernels and the same keyed streams, so they
+produce the same augmentations. Normalisation happens last, on the device.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch import Tensor
+from torch.utils.data import DataLoader
+
+from augmix.augment import AugMix
+from augmix.config import AugMixConfig, validate_augmix
+from augmix.data import sources
+from augmix.data.batches import AugMixViews, BatchAssembler, BatchKey, KeyedBatchSampler, Normalize, SampleTransform
+from augmix.errors import ConfigError, DataError
+
+
+class AugMixDataModule(pl.LightningDataModule):
+    """Builds sources for ``name`` and serves keyed batches.
+
+    Train batches reach the LightningModule as ``{"views": [clean, aug1, aug2], "target": y}``
+    (``[aug]`` with ``augmix.jsd=false``, ``[clean]`` with AugMix off); evaluation batches as
+    ``{"views": [image], "target": y}``. All views are normalised float tensors.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        root: str,
+        num_classes: int,
+        image_size: int,
+        mean: tuple[float, ...],
+        std: tuple[float, ...],
+        train_transform: SampleTransform,
+        eval_transform: SampleTransform,
+        augmix: Mapping[str, Any] | None = None,
+        batch_size: int = 128,
+        eval_batch_size: int = 256,
+        num_workers: int = 4,
+        pin_memory: bool = True,
+        persistent_workers: bool = True,
+        drop_last: bool = False,
+        download: bool = True,
+        val_fraction: float = 0.0,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self.name, self.root, self.num_classes, self.image_size = name, str(root), num_classes, image_size
+        self.normalize = Normalize(tuple(mean), tuple(std))
+        self.train_transform, self.eval_transform = train_transform, eval_transform
+        self.augmix_settings = {**asdict(AugMixConfig()), **_plain(augmix)} if augmix is not None else {"enabled": False}
+        if self.augmix_enabled:
+            validate_augmix(self.augmix_settings)
+        self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
+        self.num_workers, self.pin_memory = num_workers, pin_memory
+        self.persistent_workers, self.drop_last = persistent_workers, drop_last
+        self.download, self.val_fraction, self.seed = download, val_fraction, seed
+        self.splits: dict[str, sources.ImageSource] = {}
+        self.placement = "workers"
+        self._device_views: AugMixViews | None = None
+
+    # ----------------------------------------------------------------------------------- sources
+
+    @property
+    def augmix_enabled(self) -> bool:
+        return bool(self.augmix_settings.get("enabled", True))
+
+    @property
+    def num_views(self) -> int:
+        """AugMix views per image: 2 for the JSD triplet, 1 without JSD, 0 with AugMix off."""
+        if not self.augmix_enabled:
+            return 0
+        return 2 if self.augmix_settings.get("jsd", True) else 1
+
+    def build_augmix(self) -> AugMix:
+        s = self.augmix_settings
+        return AugMix(s["severity"], s["width"], s["depth"], s["alpha"], s["all_ops"], s["ops"], s["fill"], s["executor"])
+
+    def prepare_data(self) -> None:
+        """Download CIFAR when allowed and missing; check that folder datasets exist."""
+        if self.name in ("cifar10", "cifar100") and sources.cifar_files_missing(self.root, self.name):
+            if not self.download:
+                raise DataError(
+                    sources._cifar_missing_message(self.root, self.name, "data.download=false forbids fetching it")
+                )
+            Path(self.root).mkdir(parents=True, exist_ok=True)
+            sources.download_cifar(self.root, self.name)
+        elif self.name in ("imagenet", "tinyimagenet", "imagefolder"):
+            for split in ("train", "val"):
+                if not (Path(self.root) / split).is_dir():
+                    raise DataError(
+                        f"{self.name} expects {Path(self.root).resolve() / split}/<class>/<image>; "
+                        f"set data.root to the folder holding train/ and val/. {sources.QUICKSTART_HINT}"
+                    )
+
+    def source(self, split: str) -> sources.ImageSource:
+        """The ``train``, ``val`` or ``test`` source, loaded once."""
+        if split not in self.splits:
+            self._load_splits()
+        return self.splits[split]
+
+    def _load_splits(self) -> None:
+        if self.name == "digits":
+            train, val, test = (sources.load_digits(s, self.image_size) for s in ("train", "val", "test"))
+        elif self.name in ("cifar10", "cifar100"):
+            self.prepare_data()
+            train, test = sources.load_cifar(self.root, self.name, "train"), sources.load_cifar(self.root, self.name, "test")
+            val = test  # the official recipe reports test accuracy each epoch; val_fraction holds out instead
+        else:
+            self.prepare_data()
+            train = sources.FolderSource(Path(self.root) / "train")
+            test = sources.FolderSource(Path(self.root) / "val", class_names=train.classes)
+            val = test
+        if self.val_fraction > 0:
+            train, val = sources.split_off(train, self.val_fraction)
+        if train.num_classes != self.num_classes:
+            raise DataError(
+                f"{self.name} at {self.root} has {train.num_classes} classes but data.num_classes={self.num_classes}; "
+                "fix data.num_classes (the model's output size follows it)"
+            )
+        self.splits = {"train": train, "val": val, "test": test}
+
+    # ------------------------------------------------------------------------------- Lightning hooks
+
+    def setup(self, stage: str | None = None) -> None:
+        trainer = self.trainer
+        requested = self.augmix_settings.get("placement", "auto")
+        on_accelerator = trainer is not None and trainer.strategy.root_device.type != "cpu"
+        self.placement = ("device" if on_accelerator else "workers") if requested == "auto" else requested
+        if trainer is not None and trainer.world_size > 1 and trainer._accelerator_connector.use_distributed_sampler:
+            raise ConfigError(
+                "trainer.use_distributed_sampler=true would replace the keyed, rank-aware sampler; "
+                "set trainer.use_distributed_sampler=false (the bundled trainer configs do)"
+            )
+        if not self.splits:
+            self._load_splits()
+
+    def _rank(self) -> tuple[int, int]:
+        trainer = self.trainer
+        return (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+
+    def _views(self, rank: int) -> AugMixViews | None:
+        if self.num_views == 0:
+            return None
+        return AugMixViews(self.build_augmix(), self.num_views, self.seed, rank)
+
+    def train_dataloader(self) -> DataLoader:
+        rank, world_size = self._rank()
+        source = self.source("train")
+        sampler = KeyedBatchSampler(
+            len(source), self.batch_size, shuffle=True, drop_last=self.drop_last, seed=self.seed,
+            rank=rank, world_size=world_size, pad_shards=True,
+        )
+        views = self._views(rank)
+        self._device_views = views if self.placement == "device" else None
+        in_workers = views if self.placement == "workers" else None
+        return self._loader(BatchAssembler(source, self.train_transform, self.seed, rank, in_workers), sampler)
+
+    def _eval_loader(self, split: str) -> DataLoader:
+        rank, world_size = self._rank()
+        source = self.source(split)
+        sampler = KeyedBatchSampler(
+            len(source), self.eval_batch_size, shuffle=False, drop_last=False, seed=self.seed,
+            rank=rank, world_size=world_size, pad_shards=False,
+        )
+        return self._loader(BatchAssembler(source, self.eval_transform, self.seed, rank), sampler)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._eval_loader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self._eval_loader("test")
+
+    def _loader(self, assembler: BatchAssembler, sampler: KeyedBatchSampler) -> DataLoader:
+        workers = self.num_workers
+        return DataLoader(
+            assembler,
+            batch_size=None,
+            sampler=sampler,
+            num_workers=workers,
+            pin_memory=self.pin_memory and torch.cuda.is_available(),
+            persistent_workers=self.persistent_workers and workers > 0,
+        )
+
+    def on_after_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
+        training = self.trainer is not None and self.trainer.training
+        return self.finish_batch(batch, training)
+
+    # ------------------------------------------------------------------------------ batch finishing
+
+    def finish_batch(self, batch: dict, training: bool) -> dict:
+        """Add AugMix views when they weren't made in the workers, then normalise everything."""
+        clean: Tensor = batch["image"]
+        if not training or self.num_views == 0:
+            return {"views": [self.normalize(clean)], "target": batch["target"]}
+        views = batch.get("views")
+        if views is None:
+            augment = self._device_views or self._views(self._rank()[0])
+            views = augment(clean, *batch["key"])
+        normalised = [self.normalize(v) for v in views]
+        if self.num_views == 2:
+            normalised.insert(0, self.normalize(clean))
+        return {"views": normalised, "target": batch["target"]}
+
+    def preview(self, count: int = 8) -> tuple[Tensor, list[Tensor]]:
+        """The first ``count`` training images of epoch 0 and their AugMix views in [0, 1], on CPU."""
+        source = self.source("train")
+        sampler = KeyedBatchSampler(len(source), count, True, False, self.seed)
+        key = BatchKey(0, 0, next(iter(sampler)).samples)
+        batch = BatchAssembler(source, self.train_transform, self.seed)[key]
+        views = self._views(0)
+        augmented = views(batch["image"], *batch["key"]) if views is not None else []
+        return batch["image"], augmented
+
+
+def _plain(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """A plain dict (lists, not ListConfigs) from a config node or mapping."""
+    if isinstance(settings, DictConfig):
+        return OmegaConf.to_container(settings, resolve=True)  # type: ignore[return-value]
+    return dict(settings)

@@ -1,0 +1,53 @@
+"""Atomic file writes: a crash mid-write never leaves a truncated result behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
+
+
+def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> None:
+    """Write through ``write(handle)`` into a temp file beside ``path``, fsync, then rename.
+
+    The temp file lives in the destination folder so the final ``os.replace`` never crosses
+    filesystems and is atomic.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: str | Path, data: Any) -> None:
+    atomic_write(path, lambda handle: handle.write((json.dumps(data, indent=2, sort_keys=True) + "\n").encode()))
+
+
+def write_text(path: str | Path, text: str) -> None:
+    atomic_write(path, lambda handle: handle.write(text.encode()))
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning checkpoint IO whose saves are atomic renames in the checkpoint's own folder.
+
+    Lightning's default goes through an fsspec transaction whose temp file sits in /tmp, so the
+    final move can become a copy across filesystems and be cut short.
+    """
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: str | Path, storage_options: Any = None) -> None:
+        import torch
+
+        atomic_write(path, lambda handle: torch.save(checkpoint, handle))
