@@ -9,6 +9,7 @@ import pytorch_lightning as pl
 import timm
 import torch
 import torch.nn.functional as F
+from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 from torch.optim import Optimizer
 from torchmetrics import MaxMetric, MeanMetric
@@ -45,6 +46,8 @@ class AugMixModule(pl.LightningModule):
         compile: bool = False,
     ) -> None:
         super().__init__()
+        # Plain containers only: checkpoints must load with torch.load(weights_only=True).
+        backbone_kwargs = OmegaConf.to_container(backbone_kwargs) if isinstance(backbone_kwargs, DictConfig) else backbone_kwargs
         self.save_hyperparameters(ignore=["optimizer", "scheduler", "loss"], logger=False)
         self.net = timm.create_model(backbone, num_classes=num_classes, pretrained=pretrained, **(backbone_kwargs or {}))
         self.loss = loss if loss is not None else JSDLoss()
@@ -56,6 +59,7 @@ class AugMixModule(pl.LightningModule):
         self.test_acc = MulticlassAccuracy(num_classes, average="micro")
         self.val_loss, self.test_loss = MeanMetric(), MeanMetric()
         self.val_acc_best = MaxMetric()
+        self.val_acc_best.persistent(True)  # survives resume: it is part of the checkpoint
         self.run_config: dict | None = None
 
     def configure_model(self) -> None:

@@ -1,0 +1,118 @@
+"""Every config composes and instantiates; bad values fail early with a one-line message naming the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hydra.errors import ConfigCompositionException
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+from augmix.config import validate
+from augmix.errors import ConfigError
+from augmix.losses import JSDLoss
+from augmix.module import AugMixModule
+from augmix.training import build_callbacks
+from tests.conftest import ROOT, compose_train
+
+EXPERIMENTS = sorted(p.stem for p in (ROOT / "configs" / "experiment").glob("*.yaml"))
+
+
+def test_default_config_is_the_paper_cifar10_recipe():
+    cfg = compose_train()
+    assert cfg.data.name == "cifar10" and cfg.model.backbone == "cifar_wrn40_2"
+    assert cfg.trainer.max_epochs == 100 and cfg.data.batch_size == 128
+    assert cfg.model.optimizer.lr == 0.1 and cfg.model.optimizer.nesterov and cfg.model.optimizer.weight_decay == 5e-4
+    assert cfg.model.scheduler._target_ == "augmix.schedules.cosine" and cfg.model.scheduler.final_lr == 1e-6
+    assert (cfg.augmix.severity, cfg.augmix.width, cfg.augmix.depth, cfg.augmix.alpha) == (3, 3, -1, 1.0)
+    assert cfg.augmix.jsd and cfg.loss.weight == 12.0 and "wandb" in cfg.logger
+
+
+@pytest.mark.parametrize(
+    "experiment, expected",
+    [
+        ("cifar10_wrn40_2", {"backbone": "cifar_wrn40_2", "epochs": 100, "wd": 5e-4, "data": "cifar10"}),
+        ("cifar100_wrn40_2", {"backbone": "cifar_wrn40_2", "epochs": 100, "wd": 5e-4, "data": "cifar100"}),
+        ("cifar10_resnext29", {"backbone": "cifar_resnext29_4x32", "epochs": 200, "wd": 5e-4, "data": "cifar10"}),
+        ("cifar10_densenet", {"backbone": "cifar_densenet40_12", "epochs": 200, "wd": 1e-4, "data": "cifar10"}),
+        ("cifar10_allconv", {"backbone": "cifar_allconv", "epochs": 100, "wd": 5e-4, "data": "cifar10"}),
+        ("imagenet_resnet50", {"backbone": "resnet50", "epochs": 180, "wd": 1e-4, "data": "imagenet"}),
+    ],
+)
+def test_paper_recipes(experiment, expected):
+    cfg = compose_train(f"experiment={experiment}")
+    assert cfg.model.backbone == expected["backbone"] and cfg.data.name == expected["data"]
+    assert cfg.trainer.max_epochs == expected["epochs"]
+    assert cfg.model.optimizer.weight_decay == expected["wd"]
+    if experiment == "imagenet_resnet50":
+        assert cfg.augmix.severity == 1 and cfg.model.lr_reference_batch == 256
+        assert cfg.model.scheduler._target_ == "augmix.schedules.step_thirds" and not cfg.model.optimizer.nesterov
+    else:
+        assert cfg.data.batch_size == 128 and cfg.model.optimizer.nesterov
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_every_experiment_composes_validates_and_instantiates(experiment, tmp_path: Path):
+    cfg = compose_train(f"experiment={experiment}", f"paths.output_dir={tmp_path}", "logger=csv")
+    validate(cfg)
+    data = instantiate(cfg.data, augmix=cfg.augmix, seed=cfg.seed)
+    assert data.num_classes == cfg.data.num_classes
+    loss = instantiate(cfg.loss)
+    assert isinstance(loss, JSDLoss)
+    if cfg.model.backbone != "resnet50" or experiment == "imagenet_resnet50":
+        model = instantiate(cfg.model, loss=loss)
+        assert isinstance(model, AugMixModule)
+    callbacks = build_callbacks(cfg.callbacks, has_logger=True)
+    assert {type(c).__name__ for c in callbacks} >= {"ModelCheckpoint", "AugMixSamples", "MetricsJSON"}
+    trainer_cfg = OmegaConf.to_container(cfg.trainer)
+    assert trainer_cfg["use_distributed_sampler"] is False
+
+
+@pytest.mark.parametrize("logger", ["wandb", "csv", "tensorboard", "none"])
+def test_logger_choices_compose(logger):
+    cfg = compose_train(f"logger={logger}")
+    assert (cfg.logger is None or len(cfg.logger) == 0) if logger == "none" else logger in cfg.logger
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("augmix.severity=0", "augmix.severity=0 is invalid: must be an integer in 1..10"),
+        ("augmix.severity=11", "augmix.severity=11 is invalid"),
+        ("augmix.width=0", "augmix.width=0 is invalid: must be an integer >= 1"),
+        ("augmix.depth=4", "augmix.depth=4 is invalid"),
+        ("augmix.depth=0", "augmix.depth=0 is invalid"),
+        ("augmix.alpha=0", "augmix.alpha=0.0 is invalid: must be a number > 0"),
+        ("augmix.alpha=-1", "augmix.alpha=-1.0 is invalid"),
+        ("augmix.ops=[rotate,blur]", "augmix.ops=['rotate', 'blur'] is invalid"),
+        ("augmix.fill=300", "augmix.fill=300 is invalid"),
+        ("augmix.placement=gpu", "augmix.placement='gpu' is invalid"),
+        ("data.name=cifar11", "data.name='cifar11' is invalid"),
+        ("data.batch_size=0", "data.batch_size=0 is invalid"),
+        ("data.val_fraction=1.5", "data.val_fraction=1.5 is invalid"),
+        ("model.backbone=resnet5", "model.backbone='resnet5' is invalid"),
+        ("model.optimizer.lr=0", "model.optimizer.lr=0 is invalid"),
+        ("loss.weight=-1", "loss.weight=-1 is invalid"),
+        ("loss.label_smoothing=1.0", "loss.label_smoothing=1.0 is invalid"),
+        ("trainer.max_epochs=0", "trainer.max_epochs=0 is invalid"),
+        ("seed=-3", "seed=-3 is invalid"),
+    ],
+)
+def test_bad_values_get_one_line_errors_naming_the_key(override, message):
+    cfg = compose_train(override)
+    with pytest.raises(ConfigError) as error:
+        validate(cfg)
+    text = str(error.value)
+    assert text.startswith(message) and "\n" not in text
+
+
+def test_backbone_typo_suggests_close_names():
+    with pytest.raises(ConfigError, match="did you mean"):
+        validate(compose_train("model.backbone=cifar_wrn40_3"))
+
+
+@pytest.mark.parametrize("override", ["augmix.sevrity=3", "augmix.width=abc", "augmix.jsd=maybe"])
+def test_schema_rejects_unknown_keys_and_wrong_types_at_composition(override):
+    with pytest.raises(ConfigCompositionException):
+        compose_train(override)

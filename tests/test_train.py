@@ -1,0 +1,81 @@
+"""End to end: real train.py runs (subprocess) and in-process fits with short budgets."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from augmix.module import CONFIG_KEY
+from augmix.training import train
+from tests.conftest import ROOT, compose_train
+
+SHORT = ("+trainer.limit_train_batches=3", "+trainer.limit_val_batches=2", "trainer.max_epochs=1")
+
+
+def run_train(*overrides: str, home: Path) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB")}
+    env["HOME"] = str(home)  # no ~/.netrc: wandb has no credentials
+    return subprocess.run(
+        [sys.executable, str(ROOT / "train.py"), *overrides],
+        cwd=home, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300,
+    )
+
+
+def test_quickstart_run_writes_checkpoints_metrics_samples_and_offline_wandb(tmp_path):
+    out = tmp_path / "run"
+    result = run_train("experiment=quickstart", f"hydra.run.dir={out}", *SHORT, home=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (out / "checkpoints" / "last.ckpt").is_file()
+    assert list((out / "checkpoints").glob("best-*.ckpt"))
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert 0.0 <= metrics["val/acc"] <= 1.0 and metrics["val/loss"] > 0
+    with Image.open(out / "augmix_samples.png") as grid:
+        assert grid.size == (8 * 34 + 2, 3 * 34 + 2)  # 8 images x (clean, aug1, aug2), 2px padding
+    checkpoint = torch.load(out / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    config = checkpoint[CONFIG_KEY]
+    assert config["data"]["name"] == "digits" and config["model"]["backbone"] == "cifar_wrn16_1"
+    assert config["data"]["mean"] == [0.5, 0.5, 0.5]
+    assert list((out / "wandb").glob("offline-run-*")), "without an API key wandb must log offline"
+    assert "wandb sync" in result.stdout
+
+
+def test_config_errors_print_one_line_and_no_traceback(tmp_path):
+    result = run_train("augmix.severity=11", home=tmp_path)
+    assert result.returncode == 2
+    assert "Error: augmix.severity=11 is invalid: must be an integer in 1..10" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_missing_cifar_stops_with_instructions_and_no_traceback(tmp_path):
+    result = run_train(f"data.root={tmp_path / 'nowhere'}", "data.download=false", "logger=none", home=tmp_path)
+    assert result.returncode == 2
+    assert "cifar-10-batches-py" in result.stderr and "experiment=quickstart" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def fit(tmp_path: Path, *overrides: str) -> dict:
+    cfg = compose_train("experiment=quickstart", "logger=csv", f"paths.output_dir={tmp_path}", *overrides)
+    return train(cfg)
+
+
+def test_resume_from_last_checkpoint_continues_the_run(tmp_path):
+    limits = ("+trainer.limit_train_batches=2", "+trainer.limit_val_batches=1")
+    fit(tmp_path, *limits, "trainer.max_epochs=1")
+    first = json.loads((tmp_path / "metrics.json").read_text())
+    assert first["epoch"] == 0 and first["global_step"] == 2
+    fit(tmp_path, *limits, "trainer.max_epochs=2", f"ckpt_path={tmp_path / 'checkpoints' / 'last.ckpt'}")
+    resumed = json.loads((tmp_path / "metrics.json").read_text())
+    assert resumed["epoch"] == 1 and resumed["global_step"] == 4
+
+
+@pytest.mark.parametrize("overrides", [("augmix.jsd=false",), ("augmix.enabled=false",)])
+def test_single_view_modes_train_with_plain_cross_entropy(tmp_path, overrides):
+    metrics = fit(tmp_path, *SHORT, *overrides)
+    assert "train/jsd_epoch" not in metrics and metrics["train/ce_epoch"] == pytest.approx(metrics["train/loss_epoch"])
