@@ -6,7 +6,8 @@ is blended with the original by a Beta weight::
     mixed = (1 - m) * x + m * sum_i ws_i * chain_i(x)
 
 Parameters are drawn on the CPU from an explicit ``torch.Generator``, so one seed gives the same
-augmentations on every device. The ops then run as batched kernels on the images' own device.
+augmentations on every device. The ops then run as batched kernels on the images' own device
+(see ``augmix.execution``), a chunk of images at a time.
 """
 
 from __future__ import annotations
@@ -17,13 +18,36 @@ from typing import Literal
 import torch
 from torch import Tensor
 
+from augmix.execution import (
+    NO_OP,
+    op_arguments,
+    plan_chunk,
+    run_chunk,
+    upload,
+    without_identities,
+)
 from augmix.ops import OPS, resolve_ops
-from augmix.ops import color, geometry
+from augmix.ops.common import Fill
 from augmix.random import sample_beta, sample_dirichlet
 
 MAX_DEPTH = 3
-NO_OP = -1
 Executor = Literal["auto", "grouped", "fused"]
+#: Chunks, in chain values (images x width x C x H x W). On CPU a fixed size, measured: smaller
+#: chunks pay more per-call overhead than they gain in cache hits (a CIFAR batch is one chunk).
+#: On accelerators a call is split in DEVICE_CHUNKS, which keeps the grouped executor's
+#: temporaries (two generations of chains at 1 byte per value, an op's float temporaries) below
+#: one float32 view of a JSD batch (measured: tests/test_kernels_fast.py), but chunks never shrink
+#: below MIN_DEVICE_CHUNK_VALUES, so small images are not cut into launch-bound slivers.
+CPU_CHUNK_VALUES = 2**23
+DEVICE_CHUNKS = 8
+MIN_DEVICE_CHUNK_VALUES = 2**22
+
+
+def default_chunk_values(device: torch.device, total_values: int) -> int:
+    """Chain values processed together on ``device`` when a call holds ``total_values``."""
+    if device.type == "cpu":
+        return CPU_CHUNK_VALUES
+    return max(-(-total_values // DEVICE_CHUNKS), MIN_DEVICE_CHUNK_VALUES)
 
 
 @dataclass(frozen=True)
@@ -55,10 +79,13 @@ class AugMix:
         all_ops: add color/contrast/brightness/sharpness, which overlap ImageNet-C (off in paper).
         ops: explicit op list, overriding ``all_ops``.
         fill: value(s) that geometric ops move into the image (0 in the official code).
-        executor: "grouped" runs each op only on the images that drew it (fastest on CPU);
-            "fused" runs a fixed sequence of kernels per step whatever was drawn (no host-side
-            work per op, good for accelerators); "auto" picks by device. Both give identical
-            results for the same parameters.
+        executor: "grouped" runs each op only on the chains that drew it: the least work and
+            memory on every device ("auto" picks it). "fused" runs each occurring op on every
+            chain and selects, so shapes never depend on the draw (what graph capture needs),
+            at several times the work. Both give identical results for the same parameters,
+            and neither reads anything back from the device.
+        chunk_size: chain values (images x width x C x H x W) processed at once; ``None`` picks
+            by device (``default_chunk_values``). Results do not depend on it.
     """
 
     def __init__(
@@ -69,8 +96,9 @@ class AugMix:
         alpha: float = 1.0,
         all_ops: bool = False,
         ops: list[str] | tuple[str, ...] | None = None,
-        fill: geometry.Fill = 0,
+        fill: Fill = 0,
         executor: Executor = "auto",
+        chunk_size: int | None = None,
     ) -> None:
         if not 1 <= severity <= 10:
             raise ValueError(f"severity must be in 1..10, got {severity}")
@@ -82,6 +110,8 @@ class AugMix:
             raise ValueError(f"alpha must be > 0, got {alpha}")
         if executor not in ("auto", "grouped", "fused"):
             raise ValueError(f"executor must be auto, grouped or fused, got {executor!r}")
+        if chunk_size is not None and chunk_size < 1:
+            raise ValueError(f"chunk_size must be >= 1 or None, got {chunk_size}")
         self.severity = severity
         self.width = width
         self.depth = depth
@@ -89,6 +119,7 @@ class AugMix:
         self.op_names = resolve_ops(all_ops, ops)
         self.fill = fill
         self.executor = executor
+        self.chunk_size = chunk_size
 
     def __repr__(self) -> str:
         return (
@@ -123,91 +154,33 @@ class AugMix:
         return out if images.dim() == 4 else out[0]
 
     def apply(self, images: Tensor, params: AugMixParams) -> Tensor:
-        """Run the chains and the mix for already drawn parameters."""
+        """Run the chains and the mix for already drawn parameters.
+
+        Chunk by chunk, the host plans the work from CPU copies of ``params`` and uploads it in
+        one non-blocking copy; the images never leave their device and nothing is read back.
+        """
         images = _check_images(images)
-        params = params.to("cpu")  # op selection happens on the host, never waiting on the device
         n, c, h, w = images.shape
         if params.ops.shape[0] != n:
             raise ValueError(f"parameters were drawn for {params.ops.shape[0]} images, got {n}")
-        chains = images.repeat_interleave(self.width, dim=0)
-        executor = self.executor
-        if executor == "auto":
-            executor = "grouped" if images.device.type == "cpu" else "fused"
-        run_step = self._grouped_step if executor == "grouped" else self._fused_step
-        for step in range(MAX_DEPTH):
-            chains = run_step(chains, params, step)
-        return self._mix(images, chains.view(n, self.width, c, h, w), params)
-
-    def _arguments(self, params: AugMixParams, step: int, height: int, width: int) -> tuple[Tensor, Tensor]:
-        """Flattened (N * width,) op indices and the matching op arguments for one step."""
-        op_index = params.ops[:, :, step].reshape(-1)
-        levels = params.levels[:, :, step].reshape(-1)
-        signs = params.signs[:, :, step].reshape(-1)
-        arguments = torch.zeros_like(levels)
-        for k, name in enumerate(self.op_names):
-            chosen = op_index == k
-            arguments = torch.where(chosen, OPS[name].parameter(levels, signs, height, width), arguments)
-        return op_index, arguments
-
-    def _grouped_step(self, chains: Tensor, params: AugMixParams, step: int) -> Tensor:
-        op_index, arguments = self._arguments(params, step, *chains.shape[-2:])
-        op_index, arguments = op_index.cpu(), arguments.cpu()
-        for k, name in enumerate(self.op_names):
-            rows = (op_index == k).nonzero().view(-1)
-            if rows.numel() == 0:
-                continue
-            rows_on_device = rows.to(chains.device)
-            subset = chains.index_select(0, rows_on_device)
-            result = OPS[name].apply(subset, arguments[rows], self.fill)
-            chains.index_copy_(0, rows_on_device, result)
-        return chains
-
-    def _fused_step(self, chains: Tensor, params: AugMixParams, step: int) -> Tensor:
-        """One step as whole-batch kernels: a table lookup, a warp, and the remaining kernels."""
-        op_index, arguments = self._arguments(params, step, *chains.shape[-2:])
-        present = set(op_index.unique().tolist())  # parameters live on the host: no device sync
-        device = chains.device
-        op_index_dev = op_index.to(device).view(-1, 1, 1)
-        arguments_dev = arguments.to(device)
-        used = [(k, OPS[name]) for k, name in enumerate(self.op_names) if k in present]
-
-        lut_ops = [(k, op) for k, op in used if op.lut is not None]
-        if lut_ops:
-            n, c = chains.shape[:2]
-            lut = torch.arange(256, device=device, dtype=torch.uint8).expand(n, c, 256)
-            for k, op in lut_ops:
-                lut = torch.where(op_index_dev == k, op.lut(chains, arguments_dev), lut)
-            looked_up = color.apply_lut(chains, lut)
-        else:
-            looked_up = chains
-
-        matrix_ops = [(k, op) for k, op in used if op.matrix is not None]
-        if matrix_ops:
-            h, w = chains.shape[-2:]
-            matrices = geometry.translate_matrix(torch.zeros_like(arguments), torch.zeros_like(arguments))
-            for k, op in matrix_ops:
-                matrices = torch.where((op_index == k).view(-1, 1, 1), op.matrix(arguments, h, w), matrices)
-            is_warp = torch.zeros_like(op_index, dtype=torch.bool)
-            for k, _ in matrix_ops:
-                is_warp |= op_index == k
-            warped = geometry.affine(chains, matrices, self.fill)
-            looked_up = torch.where(is_warp.to(device).view(-1, 1, 1, 1), warped, looked_up)
-
-        for k, op in used:
-            if op.kernel is not None:
-                looked_up = torch.where(op_index_dev.view(-1, 1, 1, 1) == k, op.kernel(chains, arguments_dev), looked_up)
-        return looked_up
-
-    def _mix(self, images: Tensor, chains: Tensor, params: AugMixParams) -> Tensor:
-        """(1 - m) * x + m * sum_i ws_i * chain_i, scaled to [0, 1]."""
-        device = images.device
-        m = params.mix_weight.to(device)
-        clean_weight = ((1.0 - m) / 255.0).float().view(-1, 1, 1, 1)
-        chain_weights = (params.chain_weights.to(device) * m.unsqueeze(1) / 255.0).float()
-        mixed = images.float().mul_(clean_weight)
-        for i in range(self.width):
-            mixed.addcmul_(chains[:, i], chain_weights[:, i].view(-1, 1, 1, 1))
-        return mixed.clamp_(0.0, 1.0)
+        host = params.to("cpu")
+        executor = "grouped" if self.executor == "auto" else self.executor
+        ops = [OPS[name] for name in self.op_names]
+        arguments = op_arguments(host.ops, host.levels, host.signs, ops, h, w)
+        drawn = without_identities(host.ops, arguments, ops)
+        per_image = self.width * c * h * w
+        chunk_values = self.chunk_size or default_chunk_values(images.device, n * per_image)
+        chunk = max(1, chunk_values // per_image)
+        plans = [
+            plan_chunk(drawn, host.levels, host.signs, arguments, host.chain_weights, host.mix_weight,
+                       start, min(start + chunk, n), executor)
+            for start in range(0, n, chunk)
+        ]
+        out = torch.empty(images.shape, dtype=torch.float32, device=images.device)
+        for plan in upload(plans, images.device):
+            part = slice(plan.start, plan.stop)
+            run_chunk(images[part], plan, ops, self.fill, executor, out[part])
+        return out
 
 
 def _check_images(images: Tensor) -> Tensor:

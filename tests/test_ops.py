@@ -100,11 +100,50 @@ def test_translate_matches_torchvision_exactly(images, axis):
     assert torch.equal(ours, per_image(reference, images, pixels))
 
 
-def test_translate_fast_path_equals_the_general_warp():
+def _inverse_maps(xx, xy, x0, yx, yy, y0):
+    """(N, 2, 3) inverse maps from per-image coefficient tensors (or numbers)."""
+    n = max(torch.as_tensor(v).numel() for v in (xx, xy, x0, yx, yy, y0))
+    rows = [torch.as_tensor(v, dtype=torch.float64).expand(n) for v in (xx, xy, x0, yx, yy, y0)]
+    return torch.stack(rows, dim=-1).view(n, 2, 3)
+
+
+@pytest.mark.parametrize("axis", ["x", "y"])
+def test_translate_fast_path_equals_the_general_warp(axis):
     images = natural_images(8, 32)
-    pixels = torch.tensor([-10, -3, 0, 1, 4, 9, 10, 31])
-    warped = geometry.affine(images, geometry.translate_matrix(pixels, torch.zeros(8)), fill=(10, 20, 30))
-    assert torch.equal(geometry.translate_x(images, pixels, fill=(10, 20, 30)), warped)
+    pixels = torch.tensor([-40, -10, -3, 0, 1, 9, 31, 32], dtype=torch.float64)
+    if axis == "x":
+        ours, inverse = geometry.translate_x(images, pixels, fill=(10, 20, 30)), _inverse_maps(1, 0, pixels, 0, 1, 0)
+    else:
+        ours, inverse = geometry.translate_y(images, pixels, fill=(10, 20, 30)), _inverse_maps(1, 0, 0, 0, 1, pixels)
+    assert torch.equal(ours, geometry.affine(images, inverse, fill=(10, 20, 30)))
+
+
+def _exact_shear_x(images: torch.Tensor, factors: torch.Tensor, fill: float) -> torch.Tensor:
+    """Bilinear shear in float64 with exact coordinates: row y reads x + s * (y + 0.5)."""
+    n, c, h, w = images.shape
+    source = torch.nn.functional.pad(images.double(), (w + 2, w + 2), value=fill)
+    ys = torch.arange(h, dtype=torch.float64).view(1, h, 1) + 0.5
+    positions = torch.arange(w, dtype=torch.float64).view(1, 1, w) + factors.view(n, 1, 1) * ys
+    positions = positions.clamp(-w - 1, 2 * w)
+    left = positions.floor()
+    fraction = (positions - left).unsqueeze(1)
+    index = (left.long() + w + 2).unsqueeze(1).expand(n, c, h, w)
+    a, b = source.gather(3, index), source.gather(3, index + 1)
+    return (a + fraction * (b - a)).round()
+
+
+@pytest.mark.parametrize("axis", ["x", "y"])
+def test_shear_is_the_exact_bilinear_shear(axis):
+    """Only values on a rounding tie (x.5 up to float rounding) may differ, by 1 level."""
+    images = natural_images(16, 40)
+    factors = torch.cat([torch.linspace(-0.3, 0.3, 12, dtype=torch.float64), torch.tensor([-4.0, -1.5, 1.2, 3.0])])
+    if axis == "x":
+        ours, exact = geometry.shear_x(images, factors, fill=7), _exact_shear_x(images, factors, 7)
+    else:
+        ours = geometry.shear_y(images, factors, fill=7)
+        exact = _exact_shear_x(images.transpose(2, 3), factors, 7).transpose(2, 3)
+    _within_interpolation_tolerance(ours, exact)
+    assert (ours[-4:].int() - exact[-4:].int()).abs().max() <= 1  # mostly fill
 
 
 def test_translate_moves_content_towards_lower_x_for_positive_shift():

@@ -5,60 +5,54 @@ sampled bilinearly from the image extended by a constant ``fill`` colour, then r
 This is what PIL's ``Image.transform(..., BILINEAR)`` used by the official AugMix code does up to
 its edge handling, and what ``torchvision.transforms.v2.functional.affine`` does with ``fill=None``
 (for fill 0). Signs follow the official code: ``shear_x(s)`` reads the input at ``x + s * y`` and
-``translate_x(t)`` at ``x + t``.
+``translate_x(t)`` at ``x + t``. The images are uint8, so every op rounds ``fill`` to integers.
+
+Only rotation needs a general 2-D warp. A shear reads every output row from one input row at a
+constant sub-pixel offset, and a translation moves whole rows or columns, so both are computed as
+row copies from a fill-padded image (plus one linear interpolation for shears): exact, and several
+times cheaper than ``grid_sample``.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-Fill = int | float | Sequence[float]
-
-
-def _fill_tensor(fill: Fill, images: Tensor) -> Tensor:
-    values = torch.as_tensor(fill, dtype=torch.float32, device=images.device).reshape(-1)
-    if values.numel() not in (1, images.shape[1]):
-        raise ValueError(f"fill has {values.numel()} values but the images have {images.shape[1]} channels")
-    return values.expand(images.shape[1]).reshape(1, -1, 1, 1)
-
-
-def _has_fill(fill: Fill) -> bool:
-    return any(float(v) != 0.0 for v in ([fill] if isinstance(fill, (int, float)) else fill))
+from augmix.ops.common import Fill, fill_values, padded, row_windows, to_uint8
 
 
 def affine(images: Tensor, inverse: Tensor, fill: Fill = 0) -> Tensor:
     """Warp each image by its own 2x3 inverse matrix (output pixel -> input position).
 
-    The grid is built elementwise rather than with a batched matmul, so an image's result does
-    not depend on which other images share its batch.
+    ``inverse`` (N, 2, 3) lives on the images' device. The sampling grid is the broadcast sum of
+    a per-row and a per-column term, rather than a batched matmul, so an image's result does not
+    depend on which other images share its batch.
     """
     n, c, h, w = images.shape
-    inverse = inverse.to(images.device, torch.float32)
-    xs = torch.arange(w, device=images.device, dtype=torch.float32).view(1, 1, w)
-    ys = torch.arange(h, device=images.device, dtype=torch.float32).view(1, h, 1)
-    m = inverse.view(n, 6, 1, 1).unbind(dim=1)
-    source_x = m[0] * xs + m[1] * ys + m[2]
-    source_y = m[3] * xs + m[4] * ys + m[5]
-    # grid_sample with align_corners=False puts pixel i's centre at (2i + 1) / size - 1.
-    grid = torch.stack(((2 * source_x + 1) / w - 1, (2 * source_y + 1) / h - 1), dim=-1)
+    device = images.device
+    # grid_sample (align_corners=False) reads pixel i at (2i + 1) / size - 1: fold that in.
+    scale = torch.full((1, 2, 1), 2.0 / w, dtype=torch.float64, device=device)
+    scale[:, 1] = 2.0 / h
+    coef = inverse.to(torch.float64) * scale
+    coef[:, :, 2] += scale[:, :, 0] * 0.5 - 1.0
+    x_coef, y_coef, offset = coef.float().transpose(1, 2).reshape(n, 3, 1, 1, 2).unbind(1)
+    xs = torch.arange(w, device=device, dtype=torch.float32).view(1, 1, w, 1)
+    ys = torch.arange(h, device=device, dtype=torch.float32).view(1, h, 1, 1)
+    grid = torch.addcmul(offset, ys, y_coef) + xs * x_coef  # (N, H, W, 2): rows plus columns
     pixels = images.float()
-    if _has_fill(fill):
-        fill_values = _fill_tensor(fill, images)
-        warped = F.grid_sample(pixels - fill_values, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-        warped += fill_values
-    else:
-        warped = F.grid_sample(pixels, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-    return warped.round_().clamp_(0, 255).to(torch.uint8)
-
-
-def _matrices(n: int, device: torch.device | None = None) -> Tensor:
-    eye = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], dtype=torch.float64, device=device)
-    return eye.repeat(n, 1, 1)
+    values = fill_values(fill, c)
+    if any(values):
+        for channel, value in enumerate(values):
+            pixels[:, channel].sub_(value)
+    warped = F.grid_sample(pixels, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    del pixels, grid  # free them before the result's conversions
+    if any(values):
+        for channel, value in enumerate(values):
+            warped[:, channel].add_(value)
+    return to_uint8(warped.round_())
 
 
 def rotate_matrix(degrees: Tensor, height: int, width: int) -> Tensor:
@@ -66,74 +60,65 @@ def rotate_matrix(degrees: Tensor, height: int, width: int) -> Tensor:
     theta = degrees.to(torch.float64) * (math.pi / 180.0)
     cos, sin = torch.cos(theta), torch.sin(theta)
     cx, cy = (width - 1) / 2.0, (height - 1) / 2.0
-    m = _matrices(theta.numel(), theta.device)
-    m[:, 0, 0], m[:, 0, 1] = cos, -sin
-    m[:, 1, 0], m[:, 1, 1] = sin, cos
-    m[:, 0, 2] = cx - cos * cx + sin * cy
-    m[:, 1, 2] = cy - sin * cx - cos * cy
-    return m
-
-
-def shear_x_matrix(factor: Tensor) -> Tensor:
-    """PIL's ``(1, s, 0, 0, 1, 0)`` about the top-left corner, in pixel-centre coordinates."""
-    factor = factor.to(torch.float64)
-    m = _matrices(factor.numel(), factor.device)
-    m[:, 0, 1] = factor
-    m[:, 0, 2] = 0.5 * factor
-    return m
-
-
-def shear_y_matrix(factor: Tensor) -> Tensor:
-    factor = factor.to(torch.float64)
-    m = _matrices(factor.numel(), factor.device)
-    m[:, 1, 0] = factor
-    m[:, 1, 2] = 0.5 * factor
-    return m
-
-
-def translate_matrix(dx: Tensor, dy: Tensor) -> Tensor:
-    m = _matrices(dx.numel(), dx.device)
-    m[:, 0, 2] = dx.to(torch.float64)
-    m[:, 1, 2] = dy.to(torch.float64)
-    return m
+    first = torch.stack((cos, -sin, cx - cos * cx + sin * cy), dim=-1)
+    second = torch.stack((sin, cos, cy - sin * cx - cos * cy), dim=-1)
+    return torch.stack((first, second), dim=1)
 
 
 def rotate(images: Tensor, degrees: Tensor, fill: Fill = 0) -> Tensor:
     return affine(images, rotate_matrix(degrees, *images.shape[-2:]), fill)
 
 
+def _shear_rows(images: Tensor, factor: Tensor, fill: Fill) -> Tensor:
+    """Row r of the result reads row r of ``images`` at ``x + factor * (r + 0.5)``, as float.
+
+    ``images`` may be a transposed view: the padded copy makes it contiguous. The offset's
+    integer part picks a window of the padded row and its fraction interpolates inside it.
+    """
+    n, c, rows, length = images.shape
+    pad = length + 1  # an offset beyond the row leaves only fill: clamp to it
+    source = padded(images, 3, pad, pad, fill)
+    centres = torch.arange(rows, device=images.device, dtype=torch.float64).add_(0.5)
+    offset = factor.to(torch.float64).view(n, 1) * centres
+    whole = offset.floor()
+    fraction = (offset - whole).float().view(n, 1, rows, 1)
+    starts = whole.clamp_(-pad, length).add_(pad).long().view(n, 1, rows).expand(n, c, rows)
+    windows = row_windows(source.view(n * c * rows, -1), starts.reshape(-1), length + 1)
+    windows = windows.view(n, c, rows, length + 1).float()
+    return torch.lerp(windows[..., :-1], windows[..., 1:], fraction).round_()
+
+
 def shear_x(images: Tensor, factor: Tensor, fill: Fill = 0) -> Tensor:
-    return affine(images, shear_x_matrix(factor), fill)
+    """PIL's ``(1, s, 0, 0, 1, 0)`` about the top-left corner: reads the input at ``x + s * (y + 0.5)``
+    in pixel-centre coordinates."""
+    return to_uint8(_shear_rows(images, factor, fill))
 
 
 def shear_y(images: Tensor, factor: Tensor, fill: Fill = 0) -> Tensor:
-    return affine(images, shear_y_matrix(factor), fill)
+    """The transpose of ``shear_x``: reads the input at ``y + s * (x + 0.5)``."""
+    return to_uint8(_shear_rows(images.transpose(2, 3), factor, fill)).transpose(2, 3).contiguous()
 
 
-def _shift(images: Tensor, pixels: Tensor, dim: int, fill: Fill) -> Tensor:
-    """Integer shift along ``dim``: output[i] = input[i + pixels], fill outside.
+def _translate(images: Tensor, pixels: Tensor, dim: int, fill: Fill) -> Tensor:
+    """Integer shift along ``dim``: ``output[i] = input[i + pixels]``, fill outside.
 
-    Bilinear sampling at integer offsets reads single pixels, so a gather from a padded copy
-    gives the same result as ``affine`` several times faster.
+    Each row (``dim`` = 3) or each whole channel plane (``dim`` = 2) is one window copied out of
+    a fill-padded image.
     """
-    pixels = pixels.to(images.device, torch.long)
+    n, c, h, w = images.shape
     size = images.shape[dim]
-    pad = size  # any shift of a full size or more leaves only fill
-    shape = list(images.shape)
-    shape[dim] += 2 * pad
-    padded = images.new_empty(shape)
-    padded.copy_(_fill_tensor(fill, images).round().to(torch.uint8).expand(shape))
-    padded.narrow(dim, pad, size).copy_(images)
-    positions = torch.arange(size, device=images.device) + pad
-    index = (positions.view(1, -1) + pixels.clamp(-pad, pad).view(-1, 1))
-    view_shape = [images.shape[0], 1, 1, 1]
-    view_shape[dim] = size
-    return torch.gather(padded, dim, index.view(view_shape).expand(images.shape))
+    source = padded(images, dim, size, size, fill)  # a shift of a full size or more leaves only fill
+    starts = pixels.to(torch.float64).clamp(-size, size).add_(size).long()
+    if dim == 3:
+        starts = starts.view(n, 1, 1).expand(n, c, h)
+        return row_windows(source.view(n * c * h, -1), starts.reshape(-1), w).view(n, c, h, w)
+    starts = starts.mul_(w).view(n, 1).expand(n, c)
+    return row_windows(source.view(n * c, -1), starts.reshape(-1), h * w).view(n, c, h, w)
 
 
 def translate_x(images: Tensor, pixels: Tensor, fill: Fill = 0) -> Tensor:
-    return _shift(images, pixels, dim=3, fill=fill)
+    return _translate(images, pixels, dim=3, fill=fill)
 
 
 def translate_y(images: Tensor, pixels: Tensor, fill: Fill = 0) -> Tensor:
-    return _shift(images, pixels, dim=2, fill=fill)
+    return _translate(images, pixels, dim=2, fill=fill)

@@ -13,6 +13,7 @@ import torch
 from torch import Tensor
 
 from augmix.ops import color, geometry
+from augmix.ops.common import Fill
 
 #: Ops of the paper's default AugMix (``augmentations.augmentations`` in the official code).
 DEFAULT_OPS = (
@@ -48,81 +49,93 @@ class Op:
     """One AugMix operation.
 
     ``parameter(level, sign, height, width)`` turns float64 levels and ±1 signs into the op's
-    argument. Exactly one of ``lut``/``matrix``/``kernel`` describes how it acts: a per-image
-    lookup table, an affine inverse map, or a kernel that is neither.
+    argument; it is valid for any level, so an executor may evaluate it for every chain.
+    ``kernel(images, argument, fill)`` is the op's fastest exact form. Pointwise ops also give
+    ``lut(images, argument)``, the same op as one 256-entry table per image and channel, so that
+    the fused executor can apply all of a step's pointwise ops with one lookup. ``identity``
+    marks the arguments for which the op returns its input unchanged, so executors skip them.
     """
 
     name: str
     parameter: Callable[[Tensor, Tensor, int, int], Tensor]
+    kernel: Callable[[Tensor, Tensor, Fill], Tensor]
     lut: Callable[[Tensor, Tensor], Tensor] | None = None
-    matrix: Callable[[Tensor, int, int], Tensor] | None = None
-    kernel: Callable[[Tensor, Tensor], Tensor] | None = None
-    direct: Callable[[Tensor, Tensor, geometry.Fill], Tensor] | None = None  # a faster exact equivalent
+    identity: Callable[[Tensor], Tensor] | None = None
 
-    def apply(self, images: Tensor, argument: Tensor, fill: geometry.Fill = 0) -> Tensor:
-        """Apply the op to every image of ``images`` with its own argument."""
-        if self.direct is not None:
-            return self.direct(images, argument, fill)
-        if self.lut is not None:
-            return color.apply_lut(images, self.lut(images, argument))
-        if self.matrix is not None:
-            return geometry.affine(images, self.matrix(argument, *images.shape[-2:]), fill)
-        assert self.kernel is not None
-        return self.kernel(images, argument)
+    def apply(self, images: Tensor, argument: Tensor, fill: Fill = 0) -> Tensor:
+        """Apply the op to every image of ``images`` with its own argument (on their device)."""
+        return self.kernel(images, argument, fill)
 
 
 def _unused(level: Tensor, sign: Tensor, height: int, width: int) -> Tensor:
     return torch.zeros_like(level)
 
 
+def _is_zero(argument: Tensor) -> Tensor:
+    return argument == 0
+
+
+def _pointwise(kernel: Callable[[Tensor, Tensor], Tensor]) -> Callable[[Tensor, Tensor, Fill], Tensor]:
+    return lambda images, argument, fill: kernel(images, argument)
+
+
 OPS: dict[str, Op] = {
     op.name: op
     for op in (
-        Op("autocontrast", _unused, lut=lambda images, _: color.autocontrast_lut(images)),
-        Op("equalize", _unused, lut=lambda images, _: color.equalize_lut(images)),
+        Op(
+            "autocontrast",
+            _unused,
+            _pointwise(lambda images, _: color.autocontrast(images)),
+            lut=lambda images, _: color.autocontrast_lut(images),
+        ),
+        Op(
+            "equalize",
+            _unused,
+            _pointwise(lambda images, _: color.equalize(images)),
+            lut=lambda images, _: color.equalize_lut(images),
+        ),
         Op(
             "posterize",
             lambda level, sign, h, w: 4 - _int_parameter(level, 4),
+            _pointwise(color.posterize),
             lut=color.posterize_lut,
-            direct=lambda images, bits, fill: color.posterize(images, bits),
         ),
-        Op(
-            "rotate",
-            lambda level, sign, h, w: _int_parameter(level, 30) * sign,
-            matrix=geometry.rotate_matrix,
-        ),
+        # 0 degrees samples every pixel at its own centre: exactly the input (tests/test_kernels_fast.py)
+        Op("rotate", lambda level, sign, h, w: _int_parameter(level, 30) * sign, geometry.rotate, identity=_is_zero),
         Op(
             "solarize",
             lambda level, sign, h, w: 256 - _int_parameter(level, 256),
+            _pointwise(color.solarize),
             lut=color.solarize_lut,
-            direct=lambda images, threshold, fill: color.solarize(images, threshold),
         ),
-        Op(
-            "shear_x",
-            lambda level, sign, h, w: _float_parameter(level, 0.3) * sign,
-            matrix=lambda s, h, w: geometry.shear_x_matrix(s),
-        ),
-        Op(
-            "shear_y",
-            lambda level, sign, h, w: _float_parameter(level, 0.3) * sign,
-            matrix=lambda s, h, w: geometry.shear_y_matrix(s),
-        ),
+        Op("shear_x", lambda level, sign, h, w: _float_parameter(level, 0.3) * sign, geometry.shear_x),
+        Op("shear_y", lambda level, sign, h, w: _float_parameter(level, 0.3) * sign, geometry.shear_y),
         Op(
             "translate_x",
             lambda level, sign, h, w: _int_parameter(level, w / 3) * sign,
-            matrix=lambda t, h, w: geometry.translate_matrix(t, torch.zeros_like(t)),
-            direct=geometry.translate_x,
+            geometry.translate_x,
+            identity=_is_zero,
         ),
         Op(
             "translate_y",
             lambda level, sign, h, w: _int_parameter(level, h / 3) * sign,
-            matrix=lambda t, h, w: geometry.translate_matrix(torch.zeros_like(t), t),
-            direct=geometry.translate_y,
+            geometry.translate_y,
+            identity=_is_zero,
         ),
-        Op("color", lambda level, sign, h, w: _enhance_factor(level), kernel=color.adjust_saturation),
-        Op("contrast", lambda level, sign, h, w: _enhance_factor(level), lut=color.contrast_lut),
-        Op("brightness", lambda level, sign, h, w: _enhance_factor(level), lut=color.brightness_lut),
-        Op("sharpness", lambda level, sign, h, w: _enhance_factor(level), kernel=color.adjust_sharpness),
+        Op("color", lambda level, sign, h, w: _enhance_factor(level), _pointwise(color.adjust_saturation)),
+        Op(
+            "contrast",
+            lambda level, sign, h, w: _enhance_factor(level),
+            _pointwise(color.adjust_contrast),
+            lut=color.contrast_lut,
+        ),
+        Op(
+            "brightness",
+            lambda level, sign, h, w: _enhance_factor(level),
+            _pointwise(color.adjust_brightness),
+            lut=color.brightness_lut,
+        ),
+        Op("sharpness", lambda level, sign, h, w: _enhance_factor(level), _pointwise(color.adjust_sharpness)),
     )
 }
 
