@@ -1,0 +1,85 @@
+"""From a ``BenchmarkSpec`` and the data config's clean split to the list of sets to evaluate."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from augmix.corruptions import select_table
+from augmix.data import AugMixDataModule, CenterCropOrPad
+from augmix.data.sources import FolderSource, ImageSource
+from augmix.errors import DataError
+from augmix.evaluation.cifar_c import cifar_c_sets
+from augmix.evaluation.imagenet_c import imagenet_c_sets
+from augmix.evaluation.sets import EvalSet, SourceSet, SyntheticSet, Transform
+from augmix.evaluation.settings import BenchmarkSpec
+
+FOLDER_DATASETS = ("imagenet", "tinyimagenet", "imagefolder")
+MARKER = "regenerated.json"  # written by augmix.corruptions' writers next to the sets they make
+
+
+def corrupted_transform(spec: BenchmarkSpec, image_size: int, eval_transform: Transform) -> Transform:
+    """Preprocessing of corrupted images before normalisation.
+
+    ``benchmark``: a centre crop to the model's size, a no-op on the released 224px ImageNet-C
+    images, as the benchmark's own ``ImageNet-C/test.py`` does. ``augmix_official``: the data
+    config's eval transform (ImageNet: Resize 256 + CenterCrop 224, as AugMix's ``imagenet.py``
+    applies to ImageNet-C, which zooms in by 8/7 and changes the numbers).
+    """
+    return eval_transform if spec.protocol == "augmix_official" else CenterCropOrPad(image_size)
+
+
+def regeneration_info(spec: BenchmarkSpec, image_size: int) -> dict | None:
+    """None for released files; otherwise how the corruptions were synthesised."""
+    if spec.format == "synthetic":
+        return {
+            "generator": "augmix.corruptions",
+            "format": "on the fly",
+            "seed": spec.seed,
+            "table": select_table(image_size, image_size),
+        }
+    marker = spec.root / MARKER
+    if not marker.is_file():
+        return None
+    try:
+        return json.loads(marker.read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise DataError(f"{marker} is unreadable ({error}); regenerate the set or remove the file") from None
+
+
+def corrupted_sets(
+    spec: BenchmarkSpec, clean: ImageSource, eval_transform: Transform, image_size: int, num_classes: int
+) -> list[EvalSet]:
+    """Every (corruption, severity) set of the benchmark, validated, in canonical order."""
+    if spec.format == "imagenet_c":
+        return imagenet_c_sets(spec, clean.classes, corrupted_transform(spec, image_size, eval_transform))
+    # .npy arrays are checked to hold image_size images and synthetic ones are made from eval-transformed
+    # images, so the benchmark protocol's centre crop would be a no-op: skip the per-image work.
+    after = eval_transform if spec.protocol == "augmix_official" else None
+    if spec.format == "cifar_c":
+        return cifar_c_sets(spec, image_size, num_classes, after)
+    return [
+        SyntheticSet(clean, eval_transform, name, severity, spec.seed, spec.limit_per_set, after)
+        for name in spec.corruptions
+        for severity in spec.severities
+    ]
+
+
+def clean_source(datamodule: AugMixDataModule) -> ImageSource:
+    """The data config's test split. An ImageFolder dataset whose ``val/`` has class folders is read
+    directly, so evaluating needs ``val/`` only, not the training images (1.28M for ImageNet)."""
+    val = Path(datamodule.root) / "val"
+    if datamodule.name in FOLDER_DATASETS and val.is_dir() and not (val / "val_annotations.txt").is_file():
+        source = FolderSource(val)
+        if source.num_classes != datamodule.num_classes:
+            raise DataError(
+                f"{val} has {source.num_classes} class folders but data.num_classes={datamodule.num_classes}; "
+                "set data.root to the dataset whose val/ holds one folder per class"
+            )
+        return source
+    return datamodule.source("test")
+
+
+def clean_set(spec: BenchmarkSpec, clean: ImageSource, eval_transform: Transform) -> SourceSet:
+    """The data config's test split with its eval transform, limited like the corrupted sets."""
+    return SourceSet(clean, eval_transform, spec.limit_per_set)

@@ -1,0 +1,179 @@
+"""Checkpoints of every kind users evaluate, turned into a backbone with its weights loaded.
+
+* Lightning checkpoints from ``train.py``: weights under ``state_dict`` as ``net.<timm key>``, the
+  run's resolved config under ``augmix_config`` (backbone, classes, data, normalisation).
+* Plain state_dicts and ``.pth.tar`` dicts with a ``state_dict`` key, optionally with the
+  ``module.`` prefixes of ``DataParallel`` (e.g. the official AugMix ResNet-50 release, which uses
+  torchvision's resnet50 names; timm's ``resnet50`` has the same names). These need
+  ``model.backbone``: a timm name, or ``torchvision:<name>`` for torchvision's own classes.
+
+Loading is strict, with one tolerance: auxiliary BatchNorm layers of split-BN training (timm's
+``SplitBatchNorm2d`` naming, ``<bn>.aux_bn.<i>.<param>``) are dropped when their main layer
+``<bn>.<param>`` is present, since evaluation uses the main BN only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import pickle
+import re
+import zipfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import timm
+import torch
+import torchvision
+from torch import Tensor, nn
+
+import augmix.models  # noqa: F401  (registers the CIFAR architectures in timm)
+from augmix.errors import CheckpointError
+from augmix.module import CONFIG_KEY
+
+AUXILIARY_BN = re.compile(r"(^|\.)aux_bn\.(\d+\.)?")
+WRAPPER_PREFIXES = ("module.", "_orig_mod.", "net.")
+TORCHVISION_PREFIX = "torchvision:"
+
+
+@dataclass
+class Checkpoint:
+    """Weights (prefixes stripped, auxiliary BN removed) and, for train.py checkpoints, the config."""
+
+    path: Path
+    state_dict: dict[str, Tensor]
+    config: dict[str, Any] | None
+    sha256: str
+    dropped_auxiliary: int = 0
+
+    @property
+    def kind(self) -> str:
+        return "lightning" if self.config is not None else "state_dict"
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 22), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _strip_wrappers(state: dict[str, Tensor]) -> dict[str, Tensor]:
+    """Remove prefixes that every key shares (DataParallel, torch.compile, the LightningModule)."""
+    changed = True
+    while changed and state:
+        changed = False
+        for prefix in WRAPPER_PREFIXES:
+            if all(key.startswith(prefix) for key in state):
+                state = {key[len(prefix) :]: value for key, value in state.items()}
+                changed = True
+    return state
+
+
+def _drop_auxiliary_bn(state: dict[str, Tensor]) -> tuple[dict[str, Tensor], int]:
+    kept, dropped = {}, 0
+    for key, value in state.items():
+        main = AUXILIARY_BN.sub(r"\1", key, count=1)
+        if main != key and main in state:
+            dropped += 1
+            continue
+        kept[key] = value
+    return kept, dropped
+
+
+def _weights(raw: Any, path: Path) -> tuple[dict[str, Tensor], dict | None]:
+    if isinstance(raw, Mapping) and isinstance(raw.get("state_dict"), Mapping):
+        state, config = dict(raw["state_dict"]), raw.get(CONFIG_KEY)
+        if "pytorch-lightning_version" in raw:
+            state = {k[len("net.") :]: v for k, v in state.items() if k.startswith("net.")}
+    elif isinstance(raw, Mapping) and raw and all(isinstance(v, Tensor) for v in raw.values()):
+        state, config = dict(raw), None
+    else:
+        keys = list(raw)[:8] if isinstance(raw, Mapping) else type(raw).__name__
+        raise CheckpointError(
+            f"{path} holds no weights: expected a state_dict, or a dict with a 'state_dict' entry "
+            f"(Lightning / .pth.tar); found {keys}"
+        )
+    tensors = {k: v for k, v in state.items() if isinstance(v, Tensor)}
+    if not tensors:
+        raise CheckpointError(f"{path} has an empty state_dict")
+    return tensors, config
+
+
+def read_checkpoint(path: str | Path) -> Checkpoint:
+    """Load weights (and config, when present) on the CPU without unpickling arbitrary objects."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(
+            f"checkpoint {path} does not exist; pass checkpoint=PATH to a .ckpt, .pth or .pth.tar file"
+        )
+    try:
+        raw = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        unsafe = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(error))
+        if unsafe is None:
+            raise CheckpointError(
+                f"cannot read checkpoint {path}: it is not a PyTorch checkpoint, or it is damaged"
+            ) from None
+        raise CheckpointError(
+            f"{path} contains Python objects other than tensors and plain containers ({unsafe.group(1)}), which are "
+            "not loaded for safety. Re-save the weights alone with torch.save(model.state_dict(), PATH)."
+        ) from None
+    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile) as error:
+        raise CheckpointError(f"cannot read checkpoint {path}: {error}. Is the file complete?") from None
+    state, config = _weights(raw, path)
+    state = _strip_wrappers(state)
+    state, dropped = _drop_auxiliary_bn(state)
+    return Checkpoint(path=path, state_dict=state, config=config, sha256=_sha256(path), dropped_auxiliary=dropped)
+
+
+def create_backbone(backbone: str, num_classes: int, backbone_kwargs: Mapping[str, Any] | None = None) -> nn.Module:
+    """A timm model by name, or a torchvision one as ``torchvision:<name>``; never downloads."""
+    kwargs = dict(backbone_kwargs or {})
+    try:
+        if backbone.startswith(TORCHVISION_PREFIX):
+            return torchvision.models.get_model(
+                backbone[len(TORCHVISION_PREFIX) :], weights=None, num_classes=num_classes, **kwargs
+            )
+        return timm.create_model(backbone, pretrained=False, num_classes=num_classes, **kwargs)
+    except (RuntimeError, ValueError, TypeError, KeyError) as error:
+        raise CheckpointError(
+            f"cannot build model.backbone={backbone!r}: {error}. Use a timm name (timm.list_models()) "
+            f"or torchvision:<name> for torchvision's models."
+        ) from None
+
+
+def classifier_weight_key(model: nn.Module) -> str | None:
+    """State-dict key of the final classifier's weight: timm's declared head, else the last Linear."""
+    head = (getattr(model, "pretrained_cfg", None) or {}).get("classifier")
+    if isinstance(head, (list, tuple)):
+        head = head[0] if head else None
+    if isinstance(head, str) and f"{head}.weight" in model.state_dict():
+        return f"{head}.weight"
+    linear = [name for name, module in model.named_modules() if isinstance(module, nn.Linear)]
+    return f"{linear[-1]}.weight" if linear else None
+
+
+def checkpoint_classes(checkpoint: Checkpoint, model: nn.Module) -> int | None:
+    """How many classes the checkpoint's classifier predicts (None if it has no such layer)."""
+    key = classifier_weight_key(model)
+    weight = checkpoint.state_dict.get(key) if key else None
+    return int(weight.shape[0]) if weight is not None else None
+
+
+def load_weights(model: nn.Module, checkpoint: Checkpoint, backbone: str) -> nn.Module:
+    """Strict load; a mismatch names the keys and points at model.backbone."""
+    try:
+        missing, unexpected = model.load_state_dict(checkpoint.state_dict, strict=False)
+    except RuntimeError as error:  # shape mismatches
+        detail = "; ".join(line.strip() for line in str(error).splitlines()[1:4])
+        raise CheckpointError(f"{checkpoint.path} does not fit backbone {backbone!r}: {detail}") from None
+    if missing or unexpected:
+        raise CheckpointError(
+            f"{checkpoint.path} does not fit backbone {backbone!r}: "
+            f"{len(missing)} missing key(s) {missing[:5]}, {len(unexpected)} unexpected key(s) {unexpected[:5]}. "
+            "Check model.backbone (and model.backbone_kwargs)."
+        )
+    return model

@@ -1,0 +1,137 @@
+"""What ``evaluate.py`` and ``train.py``'s ``evaluate_after_fit`` ask for, resolved into the
+arguments of ``run_evaluation``: which checkpoint, backbone, data config and devices."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import DictConfig, OmegaConf
+
+from augmix.errors import CheckpointError, ConfigError
+from augmix.evaluation.checkpoints import Checkpoint, read_checkpoint
+from augmix.evaluation.pipeline import (
+    check_benchmark_against_data,
+    plain,
+    run_evaluation,
+)
+from augmix.evaluation.settings import benchmark_spec
+from augmix.evaluation.tracking import log_summary
+
+
+def command_line_data_overrides() -> tuple[list[str], bool]:
+    """Keys under ``data.`` set on the command line, and whether a ``data=NAME`` choice was made."""
+    if not HydraConfig.initialized():
+        return [], False
+    parsed = OverridesParser.create().parse_overrides(list(HydraConfig.get().overrides.task))
+    keys = [o.key_or_group[len("data.") :] for o in parsed if o.key_or_group.startswith("data.") and not o.is_delete()]
+    return keys, any(o.key_or_group == "data" for o in parsed)
+
+
+def data_config(cfg: DictConfig, checkpoint: Checkpoint, keys: Sequence[str], group_chosen: bool) -> DictConfig:
+    """A Lightning checkpoint's own data config with the command line's ``data.KEY=VALUE`` applied;
+    the composed one for plain state_dicts."""
+    if checkpoint.config is None:
+        return cfg.data
+    if group_chosen:
+        raise ConfigError(
+            "this Lightning checkpoint brings its own data config (normalisation, classes, eval transform); "
+            "drop data=NAME and change single keys instead, e.g. data.root=DIR"
+        )
+    data = OmegaConf.create(checkpoint.config["data"])
+    for key in keys:
+        OmegaConf.update(data, key, OmegaConf.select(cfg.data, key), force_add=True)
+    return data
+
+
+def model_choice(cfg: DictConfig, checkpoint: Checkpoint) -> tuple[str, dict, int | None]:
+    """(backbone, backbone_kwargs, trained class count) from the checkpoint's config or ``model.*``."""
+    requested = cfg.model.get("backbone")
+    if checkpoint.config is not None:
+        trained = checkpoint.config["model"]
+        if requested and requested != trained["backbone"]:
+            raise ConfigError(
+                f"model.backbone={requested!r} but this Lightning checkpoint was trained as {trained['backbone']!r}; "
+                "drop model.backbone"
+            )
+        return trained["backbone"], dict(trained.get("backbone_kwargs") or {}), trained.get("num_classes")
+    if not requested:
+        raise ConfigError(
+            f"{checkpoint.path} is a plain state_dict without a training config; name its architecture with "
+            "model.backbone=NAME (a timm model, e.g. resnet50 for the official AugMix ImageNet release, "
+            "or torchvision:NAME)"
+        )
+    return requested, dict(plain(cfg.model.get("backbone_kwargs")) or {}), None
+
+
+def fabric_settings(trainer: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Lightning Fabric arguments from a ``trainer`` config node (devices=N shards every set)."""
+    trainer = trainer or {}
+    return {
+        "accelerator": trainer.get("accelerator", "auto"),
+        "devices": trainer.get("devices", 1),
+        "num_nodes": trainer.get("num_nodes", 1),
+        "strategy": trainer.get("strategy", "auto"),
+        "precision": trainer.get("precision", "32-true"),
+    }
+
+
+def evaluate(cfg: DictConfig, data_overrides: tuple[list[str], bool] | None = None) -> dict:
+    """``evaluate.py``: ``cfg`` is configs/evaluate.yaml as composed by Hydra."""
+    if OmegaConf.is_missing(cfg, "checkpoint") or not cfg.get("checkpoint"):
+        raise ConfigError(
+            "checkpoint=PATH is required: a train.py .ckpt, or a state_dict/.pth.tar with model.backbone=NAME"
+        )
+    spec = benchmark_spec(cfg.benchmark)
+    checkpoint = read_checkpoint(cfg.checkpoint)
+    keys, group_chosen = data_overrides if data_overrides is not None else command_line_data_overrides()
+    data = data_config(cfg, checkpoint, keys, group_chosen)
+    backbone, kwargs, trained_classes = model_choice(cfg, checkpoint)
+    return run_evaluation(
+        checkpoint,
+        spec,
+        data,
+        backbone,
+        kwargs,
+        trained_classes,
+        fabric_settings(cfg.get("trainer")),
+        cfg.paths.output_dir,
+        logger_config=cfg.get("logger"),
+    )
+
+
+def check_evaluate_after_fit(cfg: DictConfig) -> None:
+    """Fail before training, not after it, when ``evaluate_after_fit`` is misconfigured."""
+    node = cfg.get("evaluate_after_fit")
+    if node:
+        check_benchmark_against_data(benchmark_spec(node, prefix="evaluate_after_fit."), plain(cfg.data))
+
+
+def evaluate_after_fit(cfg: DictConfig, trainer: Any) -> dict[str, float]:
+    """After ``trainer.fit``: evaluate the best checkpoint on ``cfg.evaluate_after_fit`` (a benchmark
+    node) on one device of the training accelerator, in rank zero only, writing the reports into
+    the run dir and logging them to the training loggers. Returns the headline figures as metrics."""
+    if not cfg.get("evaluate_after_fit") or not trainer.is_global_zero:
+        return {}
+    callback = trainer.checkpoint_callback
+    path = callback.best_model_path or callback.last_model_path if callback is not None else None
+    if not path:
+        raise CheckpointError("evaluate_after_fit needs a saved checkpoint; keep callbacks.model_checkpoint enabled")
+    spec = benchmark_spec(cfg.evaluate_after_fit, prefix="evaluate_after_fit.")
+    summary = run_evaluation(
+        read_checkpoint(path),
+        spec,
+        cfg.data,
+        cfg.model.backbone,
+        plain(cfg.model.get("backbone_kwargs")) or {},
+        cfg.model.get("num_classes"),
+        {"accelerator": cfg.trainer.get("accelerator", "auto"), "devices": 1, "num_nodes": 1, "precision": "32-true"},
+        cfg.paths.output_dir,
+        replace_stale=True,
+    )
+    log_summary(list(trainer.loggers), summary, Path(cfg.paths.output_dir) / "robustness.png")
+    figures = {"clean_error": summary["clean_error"], "mean_corruption_error": summary["mean_corruption_error"]}
+    return {f"robustness/{name}": value for name, value in figures.items() if value is not None}

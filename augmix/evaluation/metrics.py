@@ -1,0 +1,172 @@
+"""Per-set metrics from per-sample outcomes, and the benchmark summaries built from them.
+
+Errors are in percent. The summaries follow the benchmarks' own definitions:
+
+* ``mean_corruption_error``: the plain mean over corruptions of the mean error over severities,
+  as the CIFAR papers (and AugMix's ``cifar.py``) report it.
+* ``mCE``: CE_c = mean_s E(c, s) / AlexNet_c, averaged over the 15 corruptions
+  (``compute_mce`` in AugMix's ``imagenet.py``; Hendrycks & Dietterich, 2019).
+* ``relative_mCE``: (mean_s E(c, s) - E_clean) / (AlexNet_c - AlexNet_clean), averaged likewise.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from augmix.corruptions import BENCHMARK_CORRUPTIONS, EXTRA_CORRUPTIONS
+
+# AlexNet's ImageNet-C errors (fractions, mean over the 5 severities), canonical order, as
+# published with the benchmark (hendrycks/robustness) and used by AugMix's imagenet.py.
+ALEXNET_ERRORS: dict[str, float] = dict(
+    zip(
+        BENCHMARK_CORRUPTIONS,
+        (
+            0.886428,
+            0.894468,
+            0.922640,
+            0.819880,
+            0.826268,
+            0.785948,
+            0.798360,
+            0.866816,
+            0.826572,
+            0.819324,
+            0.564592,
+            0.853204,
+            0.646056,
+            0.717840,
+            0.606500,
+        ),
+        strict=True,
+    )
+)
+ALEXNET_CLEAN_ERROR = 43.5  # percent, as published with the benchmark
+
+RMS_BIN_SIZE = 100  # samples per adaptive bin, as in the authors' calib_err
+ECE_BINS = 15
+
+
+def rms_calibration_error(confidence: np.ndarray, correct: np.ndarray, bin_size: int = RMS_BIN_SIZE) -> float | None:
+    """RMS calibration error in percent, computed as the AugMix paper's numbers were.
+
+    The authors' ``calib_err`` (hendrycks/outlier-exposure, utils/calibration_tools.py) sorts by
+    confidence with numpy's default argsort, cuts consecutive bins of ``bin_size`` samples, lets
+    the last bin absorb the remainder and then leaves that last bin out of the sum while still
+    weighting by the full count. We reproduce that exactly so figures compare with the paper's.
+    Needs at least two bins; returns None for fewer than ``2 * bin_size`` samples.
+    """
+    total = len(confidence)
+    full_bins = total // bin_size
+    if full_bins < 2:
+        return None
+    order = np.argsort(np.asarray(confidence))
+    counted = (full_bins - 1) * bin_size
+    conf = np.asarray(confidence, dtype=np.float64)[order][:counted].reshape(-1, bin_size).mean(axis=1)
+    acc = np.asarray(correct, dtype=np.float64)[order][:counted].reshape(-1, bin_size).mean(axis=1)
+    return 100.0 * math.sqrt(float(np.sum(bin_size / total * (conf - acc) ** 2)))
+
+
+def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, bins: int = ECE_BINS) -> float | None:
+    """ECE in percent with ``bins`` equal-width confidence bins (lo, hi] (Guo et al., 2017)."""
+    total = len(confidence)
+    if total == 0:
+        return None
+    confidence = np.asarray(confidence, dtype=np.float64)
+    index = np.clip(np.ceil(confidence * bins).astype(np.int64) - 1, 0, bins - 1)
+    conf_sum = np.bincount(index, weights=confidence, minlength=bins)
+    acc_sum = np.bincount(index, weights=np.asarray(correct, dtype=np.float64), minlength=bins)
+    return 100.0 * float(np.sum(np.abs(acc_sum - conf_sum)) / total)
+
+
+def set_metrics(
+    correct1: np.ndarray, correct5: np.ndarray | None, confidence: np.ndarray, loss: np.ndarray
+) -> dict[str, float | int | None]:
+    """Error, top-5 error, mean loss and calibration of one set from its per-sample outcomes."""
+    n = len(correct1)
+    if n == 0:
+        raise ValueError("a set with no images has no error")
+    correct = int(np.sum(correct1))
+    correct_top5 = int(np.sum(correct5)) if correct5 is not None else None
+    return {
+        "n": n,
+        "correct": correct,
+        "error": 100.0 * (n - correct) / n,
+        "correct_top5": correct_top5,
+        "top5_error": 100.0 * (n - correct_top5) / n if correct_top5 is not None else None,
+        "loss": float(np.mean(np.asarray(loss, dtype=np.float64))),
+        "rms_calibration_error": rms_calibration_error(confidence, correct1),
+        "ece": expected_calibration_error(confidence, correct1),
+    }
+
+
+def _mean(values: Sequence[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return float(np.mean(present)) if present else None
+
+
+def mean_over_severities(errors: Mapping[str, Mapping[int, float]]) -> dict[str, float]:
+    """{corruption: mean error over its evaluated severities}."""
+    return {name: float(np.mean(list(by_severity.values()))) for name, by_severity in errors.items()}
+
+
+def mean_corruption_error(
+    mean_errors: Mapping[str, float], names: Sequence[str] = BENCHMARK_CORRUPTIONS
+) -> float | None:
+    """Plain mean over the given corruptions that were evaluated."""
+    return _mean([mean_errors[name] for name in names if name in mean_errors])
+
+
+def corruption_errors_vs_alexnet(mean_errors: Mapping[str, float]) -> dict[str, float]:
+    """CE_c in percent: mean_s E(c, s) / AlexNet_c, for the benchmark corruptions evaluated."""
+    return {name: mean_errors[name] / ALEXNET_ERRORS[name] for name in BENCHMARK_CORRUPTIONS if name in mean_errors}
+
+
+def relative_corruption_errors(mean_errors: Mapping[str, float], clean_error: float) -> dict[str, float]:
+    """Relative CE_c in percent: (mean_s E(c, s) - E_clean) / (AlexNet_c - AlexNet_clean)."""
+    return {
+        name: 100.0 * (mean_errors[name] - clean_error) / (100.0 * ALEXNET_ERRORS[name] - ALEXNET_CLEAN_ERROR)
+        for name in BENCHMARK_CORRUPTIONS
+        if name in mean_errors
+    }
+
+
+def summarise(
+    clean: Mapping[str, float | int | None],
+    corrupted: Mapping[str, Mapping[int, Mapping[str, float | int | None]]],
+    alexnet_baseline: bool,
+    top5: bool,
+) -> dict:
+    """The figures of ``robustness.json`` from the clean set's and every corrupted set's metrics."""
+    errors = {name: {s: m["error"] for s, m in by_s.items()} for name, by_s in corrupted.items()}
+    means = mean_over_severities(errors)
+    ce = corruption_errors_vs_alexnet(means) if alexnet_baseline else None
+    relative = relative_corruption_errors(means, clean["error"]) if alexnet_baseline else None
+    benchmark_sets = [m for name, by_s in corrupted.items() if name in BENCHMARK_CORRUPTIONS for m in by_s.values()]
+    summary = {
+        "clean_error": clean["error"],
+        "corruption_errors": {name: {str(s): e for s, e in by_s.items()} for name, by_s in errors.items()},
+        "mean_errors": means,
+        "mean_corruption_error": mean_corruption_error(means),
+        "mean_extra_corruption_error": mean_corruption_error(means, EXTRA_CORRUPTIONS),
+        "mCE": _mean(list(ce.values())) if ce else None,
+        "relative_mCE": _mean(list(relative.values())) if relative else None,
+        "corruption_ce": ce,
+        "relative_corruption_ce": relative,
+        "calibration": {
+            "clean": {"rms": clean["rms_calibration_error"], "ece": clean["ece"]},
+            "corrupted": {
+                "rms": _mean([m["rms_calibration_error"] for m in benchmark_sets]),
+                "ece": _mean([m["ece"] for m in benchmark_sets]),
+            },
+        },
+    }
+    if top5:
+        summary["clean_top5_error"] = clean["top5_error"]
+        summary["corruption_top5_errors"] = {
+            name: {str(s): m["top5_error"] for s, m in by_s.items()} for name, by_s in corrupted.items()
+        }
+        summary["mean_corruption_top5_error"] = _mean([m["top5_error"] for m in benchmark_sets])
+    return summary

@@ -1,0 +1,180 @@
+"""Reports of one evaluation, all in the run dir: robustness.json / .csv / .md / .png and a terminal table."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from augmix.io import atomic_write, write_json, write_text
+
+CSV_COLUMNS = ("corruption", "severity", "n", "error", "top5_error", "loss", "rms_calibration_error", "ece")
+
+
+def _fmt(value: float | None, digits: int = 2) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _severities(summary: dict) -> list[str]:
+    return [str(s) for s in summary["severities"]]
+
+
+def _label(summary: dict) -> str:
+    tags = ["REGENERATED corruptions (not the released files)" if summary["regenerated"] else "released files"]
+    if not summary["complete"]:
+        tags.append("PARTIAL (subset of corruptions/severities/images: not comparable with published numbers)")
+    return "; ".join(tags)
+
+
+def csv_text(summary: dict) -> str:
+    """One row per (corruption, severity), the clean set first with severity 0."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(CSV_COLUMNS)
+    rows = [("clean", 0, summary["sets"]["clean"])]
+    rows += [
+        (name, s, summary["sets"][f"{name}-{s}"]) for name in summary["corruptions"] for s in summary["severities"]
+    ]
+    for name, severity, m in rows:
+        writer.writerow([name, severity, m["n"], *(("" if m[c] is None else f"{m[c]:.6g}") for c in CSV_COLUMNS[3:])])
+    return buffer.getvalue()
+
+
+def _headline(summary: dict) -> list[tuple[str, str]]:
+    lines = [
+        ("clean error", _fmt(summary["clean_error"])),
+        ("mean corruption error", _fmt(summary["mean_corruption_error"])),
+    ]
+    if summary.get("clean_top5_error") is not None:
+        lines += [
+            ("clean top-5 error", _fmt(summary["clean_top5_error"])),
+            ("mean corruption top-5 error", _fmt(summary["mean_corruption_top5_error"])),
+        ]
+    if summary["mean_extra_corruption_error"] is not None:
+        lines.append(("mean error, 4 extra corruptions", _fmt(summary["mean_extra_corruption_error"])))
+    if summary["mCE"] is not None:
+        lines += [("mCE (AlexNet-normalised)", _fmt(summary["mCE"])), ("relative mCE", _fmt(summary["relative_mCE"]))]
+    calibration = summary["calibration"]
+    lines += [
+        ("RMS calibration, clean", _fmt(calibration["clean"]["rms"])),
+        ("RMS calibration, corrupted", _fmt(calibration["corrupted"]["rms"])),
+        ("ECE, clean", _fmt(calibration["clean"]["ece"])),
+        ("ECE, corrupted", _fmt(calibration["corrupted"]["ece"])),
+    ]
+    return lines
+
+
+def error_rows(summary: dict, with_ce: bool = True) -> list[list]:
+    """[corruption, error at each severity..., mean (, CE when mCE applies)] per corruption."""
+    rows = []
+    for name in summary["corruptions"]:
+        row = [
+            name,
+            *(summary["corruption_errors"][name][s] for s in _severities(summary)),
+            summary["mean_errors"][name],
+        ]
+        if with_ce and summary["mCE"] is not None:
+            row.append((summary["corruption_ce"] or {}).get(name))
+        rows.append(row)
+    return rows
+
+
+def error_columns(summary: dict, with_ce: bool = True) -> list[str]:
+    columns = ["corruption", *(f"s{s}" for s in _severities(summary)), "mean"]
+    return columns + (["CE"] if with_ce and summary["mCE"] is not None else [])
+
+
+def markdown_text(summary: dict) -> str:
+    out = [
+        f"# Corruption robustness: {summary['benchmark']}",
+        "",
+        f"- checkpoint: `{summary['checkpoint']}`",
+        f"- data: {_label(summary)}; protocol `{summary['protocol']}`",
+        "",
+        "| metric | % |",
+        "|---|---|",
+        *(f"| {name} | {value} |" for name, value in _headline(summary)),
+        "",
+        "Top-1 error (%) by corruption and severity:",
+        "",
+        "| " + " | ".join(error_columns(summary)) + " |",
+        "|---" * len(error_columns(summary)) + "|",
+    ]
+    for row in error_rows(summary):
+        out.append(f"| {row[0]} | " + " | ".join(_fmt(v) for v in row[1:]) + " |")
+    return "\n".join(out) + "\n"
+
+
+def terminal_table(summary: dict) -> Table:
+    severities = _severities(summary)
+    table = Table(title=f"{summary['benchmark']}: top-1 error (%)", caption=_label(summary))
+    table.add_column("corruption")
+    for s in severities:
+        table.add_column(f"s{s}", justify="right")
+    table.add_column("mean", justify="right", style="bold")
+    for row in error_rows(summary, with_ce=False):
+        table.add_row(row[0], *(_fmt(v) for v in row[1:]))
+    table.add_section()
+    for name, value in _headline(summary):
+        table.add_row(name, *([""] * len(severities)), value)
+    return table
+
+
+def heatmap(summary: dict, path: Path) -> None:
+    """Error by corruption x severity, annotated; the clean error is the first column, set apart,
+    and a line on the colour bar."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    severities = _severities(summary)
+    names = summary["corruptions"]
+    clean = summary["clean_error"]
+    errors = np.array([[clean, *(summary["corruption_errors"][n][s] for s in severities)] for n in names])
+    top = max(float(errors.max()), 1.0)
+    fig, ax = plt.subplots(figsize=(1.0 * len(severities) + 4.0, 0.36 * len(names) + 1.8))
+    image = ax.imshow(errors, cmap="magma_r", vmin=0, vmax=top, aspect="auto")
+    ax.set_xticks(range(len(severities) + 1), ["clean", *(f"s{s}" for s in severities)])
+    ax.set_yticks(range(len(names)), names)
+    ax.axvline(0.5, color="white", linewidth=4)
+    for i in range(len(names)):
+        for j in range(len(severities) + 1):
+            ax.text(
+                j,
+                i,
+                f"{errors[i, j]:.1f}",
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white" if errors[i, j] > 0.6 * top else "black",
+            )
+    bar = fig.colorbar(image, ax=ax, label="top-1 error (%)")
+    bar.ax.axhline(clean, color="tab:cyan", linewidth=2)
+    tag = " [regenerated]" if summary["regenerated"] else ""
+    ax.set_title(
+        f"{summary['benchmark']}{tag}: clean {clean:.2f}%, mean corruption {_fmt(summary['mean_corruption_error'])}%",
+        fontsize=9,
+    )
+    fig.tight_layout()
+    atomic_write(path, lambda handle: fig.savefig(handle, format="png", dpi=120))
+    plt.close(fig)
+
+
+def write_reports(summary: dict, directory: str | Path) -> dict[str, Path]:
+    """Write the four report files; returns their paths."""
+    directory = Path(directory)
+    paths = {ext: directory / f"robustness.{ext}" for ext in ("json", "csv", "md", "png")}
+    write_json(paths["json"], summary)
+    write_text(paths["csv"], csv_text(summary))
+    write_text(paths["md"], markdown_text(summary))
+    heatmap(summary, paths["png"])
+    return paths
+
+
+def print_table(summary: dict, console: Console | None = None) -> None:
+    (console or Console()).print(terminal_table(summary))

@@ -1,0 +1,109 @@
+"""The evaluation loop: every pending set, sharded across ranks, one set result file at a time.
+
+One DataLoader streams the batches of all pending sets in order, so loader workers stay busy
+across set boundaries. uint8 batches become normalised floats on the device. When a set's last
+batch is done its per-sample outcomes are gathered from all ranks, its metrics computed from the
+complete set and written atomically by rank zero; a resumed run skips the sets already written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from lightning_fabric import Fabric
+from torch import Tensor, nn
+from torch.utils.data import DataLoader
+
+from augmix.errors import DataError
+from augmix.evaluation.distributed import batch_bounds, gather_set, shard_bounds
+from augmix.evaluation.metrics import set_metrics
+from augmix.evaluation.progress import SetProgress
+from augmix.evaluation.sets import BatchDataset, EvalSet
+from augmix.evaluation.store import ResultStore
+
+# Columns of the per-sample outcome table gathered across ranks.
+CORRECT1, CORRECT5, CONFIDENCE, LOSS = range(4)
+
+
+def outcomes(logits: Tensor, targets: Tensor) -> Tensor:
+    """(B, 4) float32: top-1 hit, top-5 hit, max softmax probability, cross-entropy."""
+    logits = logits.float()
+    probabilities = logits.softmax(dim=1)
+    top = logits.topk(min(5, logits.shape[1]), dim=1).indices
+    return torch.stack(
+        [
+            (logits.argmax(dim=1) == targets).float(),
+            (top == targets[:, None]).any(dim=1).float(),
+            probabilities.max(dim=1).values,
+            F.cross_entropy(logits, targets, reduction="none"),
+        ],
+        dim=1,
+    )
+
+
+def metrics_from_outcomes(table: Tensor, top5: bool) -> dict:
+    values = table.cpu().numpy()
+    return set_metrics(
+        values[:, CORRECT1] > 0.5,
+        values[:, CORRECT5] > 0.5 if top5 else None,
+        values[:, CONFIDENCE].astype(np.float32),
+        values[:, LOSS],
+    )
+
+
+def run_sets(
+    fabric: Fabric,
+    model: nn.Module,
+    normalize: Callable[[Tensor], Tensor],
+    sets: list[EvalSet],
+    store: ResultStore,
+    batch_size: int,
+    num_workers: int,
+    top5: bool,
+    show_progress: bool,
+) -> dict[str, dict]:
+    """Evaluate the sets ``store`` does not hold yet; returns every set's metrics by key."""
+    done = {s.key: store.read(s.key) for s in sets} if fabric.global_rank == 0 else {}
+    pending_keys = fabric.broadcast([key for key, metrics in done.items() if metrics is None])
+    pending = [s for s in sets if s.key in set(pending_keys)]
+
+    rank, world = fabric.global_rank, fabric.world_size
+    plans = [batch_bounds(*shard_bounds(len(s), rank, world), batch_size) for s in pending]
+    keys = [(index, lo, hi) for index, plan in enumerate(plans) for lo, hi in plan]
+    loader = DataLoader(
+        BatchDataset(pending, keys),
+        batch_size=None,
+        shuffle=False,
+        num_workers=num_workers,
+        pin_memory=fabric.device.type == "cuda",
+    )
+    precision = fabric.strategy.precision
+    model.eval()
+    batches = iter(loader)
+    results = {}
+    progress = SetProgress(sum(len(s) for s in pending), len(pending), show_progress and rank == 0)
+    with progress, torch.inference_mode():
+        for evalset, plan in zip(pending, plans):
+            progress.start_set(evalset.key)
+            parts = []
+            for _ in plan:
+                batch = next(batches)
+                if "error" in batch:
+                    raise DataError(batch["error"])
+                images = normalize(batch["images"].to(fabric.device, non_blocking=True))
+                with fabric.autocast():
+                    logits = model(precision.convert_input(images))
+                parts.append(outcomes(logits, batch["targets"].to(fabric.device, non_blocking=True)))
+                progress.advance(len(images) * world)
+            local = torch.cat(parts) if parts else torch.zeros((0, 4), device=fabric.device)
+            metrics = metrics_from_outcomes(gather_set(fabric, local, len(evalset)), top5)
+            if rank == 0:
+                store.write(evalset.key, metrics)
+            results[evalset.key] = metrics
+            progress.finish_set(len(evalset))
+    if rank == 0:
+        results.update({key: metrics for key, metrics in done.items() if metrics is not None})
+    return results

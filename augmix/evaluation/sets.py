@@ -1,0 +1,149 @@
+"""Evaluation sets: the clean split and every (corruption, severity), each loading uint8 batches.
+
+A set knows its length and loads ``[start, stop)`` as a uint8 (B, C, H, W) batch plus labels.
+Loading runs in DataLoader workers; normalisation happens later, on the device.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset
+
+from augmix.corruptions import corrupt_batch
+from augmix.data.sources import ImageSource
+from augmix.errors import DataError
+
+Transform = Callable[[Tensor], Tensor]
+CLEAN = "clean"
+
+
+class EvalSet:
+    """One set of the benchmark; ``corruption`` is None for the clean set."""
+
+    corruption: str | None = None
+    severity: int | None = None
+    count: int
+
+    @property
+    def key(self) -> str:
+        return CLEAN if self.corruption is None else f"{self.corruption}-{self.severity}"
+
+    def __len__(self) -> int:
+        return self.count
+
+    def load(self, start: int, stop: int) -> tuple[Tensor, Tensor]:
+        raise NotImplementedError
+
+
+def _apply(transform: Transform | None, images: Tensor) -> Tensor:
+    if transform is None:
+        return images
+    return torch.stack([transform(image) for image in images])
+
+
+class SourceSet(EvalSet):
+    """Images of an ``ImageSource`` (the clean split, or one ImageNet-C severity folder)."""
+
+    def __init__(
+        self,
+        source: ImageSource,
+        transform: Transform,
+        limit: int | None = None,
+        corruption: str | None = None,
+        severity: int | None = None,
+    ) -> None:
+        self.source, self.transform = source, transform
+        self.count = min(len(source), limit) if limit else len(source)
+        self.corruption, self.severity = corruption, severity
+
+    def load(self, start: int, stop: int) -> tuple[Tensor, Tensor]:
+        images = torch.stack([self.transform(self.source.image(i)) for i in range(start, stop)])
+        targets = torch.tensor([self.source.target(i) for i in range(start, stop)], dtype=torch.long)
+        return images, targets
+
+
+class ArraySet(EvalSet):
+    """One severity block of a CIFAR-C ``<corruption>.npy``, read through a memory map.
+
+    Only the rows of a batch are read; the map is opened lazily in each worker process.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        offset: int,
+        count: int,
+        labels: np.ndarray,
+        corruption: str,
+        severity: int,
+        transform: Transform | None = None,
+    ) -> None:
+        self.path, self.offset, self.count = Path(path), offset, count
+        self.labels = torch.from_numpy(np.asarray(labels[:count], dtype=np.int64))
+        self.corruption, self.severity, self.transform = corruption, severity, transform
+        self._array: np.ndarray | None = None
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_array": None}  # a memmap would be pickled as a full copy
+
+    def load(self, start: int, stop: int) -> tuple[Tensor, Tensor]:
+        if self._array is None:
+            self._array = np.load(self.path, mmap_mode="r")
+        rows = self._array[self.offset + start : self.offset + stop]  # a view: nothing read yet
+        images = torch.empty((len(rows), rows.shape[3], rows.shape[1], rows.shape[2]), dtype=torch.uint8)
+        np.copyto(images.numpy(), rows.transpose(0, 3, 1, 2))  # one pass: read the rows, lay them out NCHW
+        return _apply(self.transform, images), self.labels[start:stop]
+
+
+class SyntheticSet(EvalSet):
+    """A corruption applied on the fly to the clean split, exactly as ``write_cifar_c`` writes it:
+    image ``i`` uses the stream ``image_rng(seed, i)`` whatever batch it is in."""
+
+    def __init__(
+        self,
+        source: ImageSource,
+        eval_transform: Transform,
+        corruption: str,
+        severity: int,
+        seed: int,
+        limit: int | None = None,
+        transform: Transform | None = None,
+    ) -> None:
+        self.source, self.eval_transform, self.transform = source, eval_transform, transform
+        self.corruption, self.severity, self.seed = corruption, severity, seed
+        self.count = min(len(source), limit) if limit else len(source)
+
+    def load(self, start: int, stop: int) -> tuple[Tensor, Tensor]:
+        clean = torch.stack([self.eval_transform(self.source.image(i)) for i in range(start, stop)])
+        pixels = np.ascontiguousarray(clean.permute(0, 2, 3, 1).numpy())
+        corrupted = corrupt_batch(pixels, self.corruption, self.severity, self.seed, start_index=start)
+        images = torch.from_numpy(corrupted).permute(0, 3, 1, 2).contiguous()
+        targets = torch.tensor([self.source.target(i) for i in range(start, stop)], dtype=torch.long)
+        return _apply(self.transform, images), targets
+
+
+class BatchDataset(Dataset):
+    """Map-style dataset over (set index, start, stop) keys; one item is one batch.
+
+    A ``DataError`` (an unreadable image) comes back as ``{"error": message}`` so the main process
+    can stop with that message instead of the DataLoader's wrapped traceback.
+    """
+
+    def __init__(self, sets: list[EvalSet], keys: list[tuple[int, int, int]]) -> None:
+        self.sets, self.keys = sets, keys
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def __getitem__(self, index: int) -> dict:
+        set_index, start, stop = self.keys[index]
+        try:
+            images, targets = self.sets[set_index].load(start, stop)
+        except DataError as error:
+            return {"error": str(error)}
+        return {"images": images, "targets": targets, "set": set_index}

@@ -1,0 +1,152 @@
+"""The ``benchmark`` config node, checked once at start-up and frozen into a ``BenchmarkSpec``.
+
+Every mistake here is reported as a one-line ``ConfigError`` naming the key, before a checkpoint
+or an image is read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from augmix.corruptions import ALL_CORRUPTIONS, BENCHMARK_CORRUPTIONS, EXTRA_CORRUPTIONS
+from augmix.errors import ConfigError
+
+FORMATS = ("cifar_c", "imagenet_c", "synthetic")
+PROTOCOLS = ("benchmark", "augmix_official")
+SEVERITIES = (1, 2, 3, 4, 5)
+RELEASES = {
+    "cifar10c": "CIFAR-10-C from https://zenodo.org/records/2535967",
+    "cifar100c": "CIFAR-100-C from https://zenodo.org/records/3555552",
+    "imagenetc": "ImageNet-C from https://zenodo.org/records/2235448",
+    "tinyimagenetc": "Tiny-ImageNet-C from https://zenodo.org/records/2536630",
+}
+LAYOUTS = {
+    "cifar_c": ("<corruption>.npy and labels.npy", "format=cifar_c"),
+    "imagenet_c": ("<corruption>/<severity>/<class>/", "format=imagenet_c"),
+}
+
+
+@dataclass(frozen=True)
+class BenchmarkSpec:
+    """What to evaluate: which sets, where they live and how their images are preprocessed."""
+
+    name: str
+    format: str
+    root: Path | None
+    corruptions: tuple[str, ...]
+    severities: tuple[int, ...]
+    num_classes: int | None  # None: the data config's
+    limit_per_set: int | None = None
+    protocol: str = "benchmark"
+    top5: bool = False
+    alexnet_baseline: bool = False  # mCE and relative mCE (ImageNet-C only)
+    seed: int = 0  # synthetic corruptions
+    batch_size: int | None = None  # None: data.eval_batch_size
+    num_workers: int | None = None  # None: data.num_workers
+    verify_files: bool = True  # check every image file's signature before computing
+    progress: bool = True
+
+    @property
+    def complete(self) -> bool:
+        """True when the figures are comparable with published ones: every benchmark corruption,
+        every severity, every image."""
+        return (
+            set(BENCHMARK_CORRUPTIONS) <= set(self.corruptions)
+            and tuple(self.severities) == SEVERITIES
+            and self.limit_per_set is None
+        )
+
+
+def download_hint(spec: BenchmarkSpec) -> str:
+    """Where the benchmark's files come from, or how to make a regenerated set instead."""
+    layout, fmt = LAYOUTS[spec.format]
+    source = RELEASES.get(spec.name, "the released files")
+    return (
+        f"Download {source} and set benchmark.root to the folder holding {layout}, "
+        f"or write a regenerated set with `python make_corrupted.py {fmt} out=DIR` (see README)."
+    )
+
+
+def _fail(key: str, value: Any, expected: str) -> None:
+    shown = OmegaConf.to_container(value) if isinstance(value, (DictConfig, ListConfig)) else value
+    raise ConfigError(f"{key}={shown!r} is invalid: {expected}")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _optional_count(node: Mapping, key: str, minimum: int, prefix: str) -> int | None:
+    value = node.get(key)
+    if value is not None and (not _is_int(value) or value < minimum):
+        _fail(prefix + key, value, f"must be null or an integer >= {minimum}")
+    return value
+
+
+def _corruptions(node: Mapping, prefix: str) -> tuple[str, ...]:
+    chosen = node.get("corruptions")
+    if chosen is None:
+        names = list(BENCHMARK_CORRUPTIONS)
+    else:
+        if isinstance(chosen, str) or not isinstance(chosen, (list, tuple, ListConfig)) or len(chosen) == 0:
+            _fail(prefix + "corruptions", chosen, "must be null (the 15 benchmark corruptions) or a non-empty list")
+        unknown = [name for name in chosen if name not in ALL_CORRUPTIONS]
+        if unknown:
+            _fail(prefix + "corruptions", chosen, f"unknown name(s) {unknown}; choose from {list(ALL_CORRUPTIONS)}")
+        names = list(chosen)
+    if node.get("extra", False):
+        names += list(EXTRA_CORRUPTIONS)
+    return tuple(name for name in ALL_CORRUPTIONS if name in names)  # canonical order, no duplicates
+
+
+def _severities(node: Mapping, prefix: str) -> tuple[int, ...]:
+    chosen = node.get("severities", list(SEVERITIES))
+    if isinstance(chosen, str) or not isinstance(chosen, (list, tuple, ListConfig)) or len(chosen) == 0:
+        _fail(prefix + "severities", chosen, "must be a non-empty list drawn from [1, 2, 3, 4, 5]")
+    if not all(_is_int(s) and s in SEVERITIES for s in chosen):
+        _fail(prefix + "severities", chosen, "must be a non-empty list drawn from [1, 2, 3, 4, 5]")
+    return tuple(sorted(set(chosen)))
+
+
+def benchmark_spec(node: Mapping, prefix: str = "benchmark.") -> BenchmarkSpec:
+    """Check the ``benchmark`` node and freeze it. Raises ConfigError naming the first bad key."""
+    name = node.get("name")
+    if not isinstance(name, str) or not name:
+        _fail(prefix + "name", name, "must be a non-empty string naming the benchmark in reports")
+    fmt = node.get("format")
+    if fmt not in FORMATS:
+        _fail(prefix + "format", fmt, f"must be one of {list(FORMATS)}")
+    root = node.get("root")
+    if fmt != "synthetic" and (not isinstance(root, str) or not root):
+        _fail(prefix + "root", root, f"must be the folder holding the {name} files ({prefix}root=DIR)")
+    protocol = node.get("protocol", "benchmark")
+    if protocol not in PROTOCOLS:
+        _fail(prefix + "protocol", protocol, f"must be one of {list(PROTOCOLS)}")
+    for key in ("extra", "top5", "alexnet_baseline", "verify_files", "progress"):
+        if not isinstance(node.get(key, False), bool):
+            _fail(prefix + key, node.get(key), "must be true or false")
+    seed = node.get("seed", 0)
+    if not _is_int(seed) or seed < 0:
+        _fail(prefix + "seed", seed, "must be a non-negative integer")
+    return BenchmarkSpec(
+        name=name,
+        format=fmt,
+        root=Path(root) if fmt != "synthetic" else None,
+        corruptions=_corruptions(node, prefix),
+        severities=_severities(node, prefix),
+        num_classes=_optional_count(node, "num_classes", 2, prefix),
+        limit_per_set=_optional_count(node, "limit_per_set", 1, prefix),
+        protocol=protocol,
+        top5=node.get("top5", False),
+        alexnet_baseline=node.get("alexnet_baseline", False),
+        seed=seed,
+        batch_size=_optional_count(node, "batch_size", 1, prefix),
+        num_workers=_optional_count(node, "num_workers", 0, prefix),
+        verify_files=node.get("verify_files", True),
+        progress=node.get("progress", True),
+    )

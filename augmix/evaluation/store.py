@@ -1,0 +1,70 @@
+"""Per-set results on disk: written atomically as each set finishes, read back on resume.
+
+``<dir>/run.json`` records what is being evaluated (checkpoint hash, benchmark, preprocessing,
+limit); each ``<dir>/<set>.json`` carries that fingerprint too, so a resumed run only reuses sets
+computed under identical conditions and never mixes two evaluations in one folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from augmix.errors import ConfigError
+from augmix.io import write_json
+
+MANIFEST = "run.json"
+
+
+def fingerprint_of(description: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(description, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+class ResultStore:
+    """The folder of finished sets of one evaluation."""
+
+    def __init__(self, directory: str | Path, description: dict[str, Any], replace_stale: bool = False) -> None:
+        self.directory = Path(directory)
+        self.description = description
+        self.fingerprint = fingerprint_of(description)
+        self.replace_stale = replace_stale
+
+    def open(self) -> None:
+        """Create the folder or check it belongs to this evaluation (rank zero only)."""
+        manifest = self.directory / MANIFEST
+        if manifest.is_file():
+            existing = json.loads(manifest.read_text())
+            if existing.get("fingerprint") != self.fingerprint:
+                if not self.replace_stale:
+                    changed = sorted(
+                        key
+                        for key in set(existing.get("description", {})) | set(self.description)
+                        if existing.get("description", {}).get(key) != self.description.get(key)
+                    )
+                    raise ConfigError(
+                        f"{self.directory} holds results of a different evaluation (differs in {changed}); "
+                        "choose another output folder (hydra.run.dir=...) or delete that folder to start over"
+                    )
+                for stale in self.directory.glob("*.json"):
+                    stale.unlink()
+        self.directory.mkdir(parents=True, exist_ok=True)
+        write_json(manifest, {"fingerprint": self.fingerprint, "description": self.description})
+
+    def _path(self, key: str) -> Path:
+        return self.directory / f"{key}.json"
+
+    def read(self, key: str) -> dict | None:
+        """The finished set's metrics, or None if it has not been computed under this fingerprint."""
+        path = self._path(key)
+        if not path.is_file():
+            return None
+        try:
+            record = json.loads(path.read_text())
+        except json.JSONDecodeError:
+            return None  # cannot happen with atomic writes, but never trust a damaged file
+        return record["metrics"] if record.get("fingerprint") == self.fingerprint else None
+
+    def write(self, key: str, metrics: dict) -> None:
+        write_json(self._path(key), {"fingerprint": self.fingerprint, "set": key, "metrics": metrics})

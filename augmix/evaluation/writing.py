@@ -1,0 +1,118 @@
+"""Make "-C" sets of any data config's test split in the released formats (``make_corrupted.py``).
+
+The test images go through the data config's eval transform first (ImageNet: Resize 256 +
+CenterCrop 224), exactly as the benchmark's creation scripts preprocess before corrupting; the
+severity table follows the resulting size (32, 64 or 224). The preprocessed split is staged in a
+temporary memory-mapped array inside the output folder, so large splits never sit in memory and
+parallel workers share it. Writing is resumable and marks the folder ``regenerated.json``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from augmix.config import validate_data
+from augmix.corruptions import write_cifar_c, write_imagenet_c
+from augmix.data.sources import FolderSource, ImageSource
+from augmix.errors import ConfigError, DataError
+from augmix.evaluation.settings import benchmark_spec
+
+FORMATS = ("cifar_c", "imagenet_c")
+
+
+def _file_names(source: ImageSource, count: int) -> list[str] | None:
+    """Keep the original file names (ImageNet-C keeps the val names) when they are unique."""
+    if not isinstance(source, FolderSource):
+        return None
+    names = [os.path.basename(path) for path, _ in source.samples[:count]]
+    return names if len(set(names)) == len(names) else None
+
+
+def _stage(source: ImageSource, transform: Any, count: int, path: Path) -> None:
+    """The first ``count`` eval-transformed test images as a uint8 (N, H, W, 3) .npy at ``path``."""
+    first = transform(source.image(0))
+    shape = (count, first.shape[1], first.shape[2], first.shape[0])
+    staged = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=shape)
+    for i in range(count):
+        image = first if i == 0 else transform(source.image(i))
+        if tuple(image.shape) != (shape[3], shape[1], shape[2]):
+            raise ConfigError(
+                f"the eval transform gives images of different sizes ({tuple(image.shape)} vs {first.shape}); "
+                "a -C set needs one size: use a cropping eval_transform"
+            )
+        staged[i] = image.permute(1, 2, 0).numpy()
+    staged.flush()
+
+
+def _write_one(
+    fmt: str,
+    staged: str,
+    labels: np.ndarray,
+    classes: list[str],
+    out: str,
+    names: list[str],
+    seed: int,
+    file_names: list[str] | None,
+) -> None:
+    images = np.load(staged, mmap_mode="r")
+    if fmt == "cifar_c":
+        write_cifar_c(images, labels, out, corruptions=names, seed=seed)
+    else:
+        write_imagenet_c(images, labels, classes, out, corruptions=names, seed=seed, file_names=file_names)
+
+
+def write_corrupted(
+    data: Mapping[str, Any] | DictConfig,
+    fmt: str,
+    out: str | Path,
+    corruptions: Sequence[str] | None = None,
+    extra: bool = False,
+    seed: int = 0,
+    limit: int | None = None,
+    workers: int = 1,
+) -> Path:
+    """Write the corrupted test split of ``data`` to ``out``; returns ``out``. One process per
+    corruption when ``workers`` > 1; an interrupted run resumes where it stopped."""
+    if fmt not in FORMATS:
+        raise ConfigError(f"format={fmt!r} is invalid: must be one of {list(FORMATS)}")
+    for key, value in (("workers", workers), ("limit", limit)):
+        if (value is not None or key == "workers") and (
+            not isinstance(value, int) or isinstance(value, bool) or value < 1
+        ):
+            raise ConfigError(f"{key}={value!r} is invalid: must be an integer >= 1")
+    spec = benchmark_spec(
+        {"name": "write", "format": "synthetic", "corruptions": corruptions, "extra": extra, "seed": seed}, prefix=""
+    )
+    data = OmegaConf.create(data) if not isinstance(data, DictConfig) else data
+    validate_data(data)
+    datamodule = instantiate(data)
+    source = datamodule.source("test")
+    count = min(len(source), limit) if limit else len(source)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    staged_path = out / f".staged-test-split-{os.getpid()}.npy"
+    try:
+        _stage(source, datamodule.eval_transform, count, staged_path)
+        labels = np.array([source.target(i) for i in range(count)], dtype=np.int64)
+        args = (fmt, str(staged_path), labels, list(source.classes), str(out))
+        file_names = _file_names(source, count)
+        if workers == 1:
+            _write_one(*args, list(spec.corruptions), spec.seed, file_names)
+        else:
+            with ProcessPoolExecutor(min(workers, len(spec.corruptions))) as pool:
+                jobs = [pool.submit(_write_one, *args, [name], spec.seed, file_names) for name in spec.corruptions]
+                for job in jobs:
+                    job.result()
+    except ValueError as error:  # the writers' own checks, e.g. a folder holding a different set
+        raise DataError(f"cannot write {out}: {error}") from None
+    finally:
+        staged_path.unlink(missing_ok=True)
+    return out

@@ -1,0 +1,133 @@
+"""evaluate.py and make_corrupted.py as users run them: real subprocesses, exit codes, messages.
+The slow ones: two CPU ranks through Lightning, and the quickstart's evaluation after training."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.evaluation_fixtures import compose_config, lightning_checkpoint
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _run(script: str, *args: str, timeout: int = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(ROOT / script), *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=timeout,
+        env={**os.environ, "WANDB_MODE": "disabled"},
+    )
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> Path:
+    return lightning_checkpoint(tmp_path_factory.mktemp("run") / "last.ckpt")
+
+
+def test_written_set_evaluates_from_the_command_line(tmp_path, checkpoint):
+    import make_corrupted
+
+    make_corrupted.main(
+        compose_config(
+            "make_corrupted",
+            [  # Hydra's pass-through: the entry point's own code
+                "data=digits",
+                "format=imagenet_c",
+                f"out={tmp_path / 'digits-c'}",
+                "corruptions=[contrast]",
+                "limit=40",
+            ],
+        )
+    )
+    assert json.loads((tmp_path / "digits-c" / "regenerated.json").read_text())["format"] == "imagenet-c"
+    assert len(list((tmp_path / "digits-c" / "contrast" / "5").rglob("*.JPEG"))) == 40
+
+    run = _run(
+        "evaluate.py",
+        f"checkpoint={checkpoint}",
+        "benchmark=tinyimagenetc",
+        "benchmark.num_classes=10",
+        f"benchmark.root={tmp_path / 'digits-c'}",
+        "benchmark.corruptions=[contrast]",
+        "benchmark.severities=[1,5]",
+        "benchmark.limit_per_set=40",
+        f"hydra.run.dir={tmp_path / 'out'}",
+    )
+    assert run.returncode == 0, run.stderr
+    assert "mean corruption error" in run.stdout and "REGENERATED" in run.stdout
+    summary = json.loads((tmp_path / "out" / "robustness.json").read_text())
+    assert summary["regenerated"] and summary["regeneration"]["seed"] == 0
+    assert summary["sets"]["contrast-5"]["n"] == 40 and summary["data"] == "digits"
+    assert summary["clean_top5_error"] is not None  # tinyimagenetc reports top-5
+
+
+def test_bad_input_prints_one_line_and_exits_2(tmp_path, capsys):
+    import evaluate
+
+    with pytest.raises(SystemExit) as exit_info:
+        evaluate.main(compose_config("evaluate", [f"paths.output_dir={tmp_path}"]))
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("Error: checkpoint=PATH is required") and "Traceback" not in err
+
+
+@pytest.mark.slow
+def test_two_cpu_ranks_give_exactly_the_single_process_result(tmp_path, checkpoint):
+    common = [
+        f"checkpoint={checkpoint}",
+        "benchmark=synthetic",
+        "benchmark.corruptions=[gaussian_noise,fog]",
+        "benchmark.severities=[3]",
+        "benchmark.limit_per_set=37",
+        "benchmark.batch_size=8",
+        "trainer.accelerator=cpu",
+    ]
+    single = _run("evaluate.py", *common, f"hydra.run.dir={tmp_path / 'one'}")
+    assert single.returncode == 0, single.stderr
+    double = _run(
+        "evaluate.py",
+        *common,
+        "trainer.devices=2",
+        "+trainer.strategy=ddp",
+        f"hydra.run.dir={tmp_path / 'two'}",
+        timeout=600,
+    )
+    assert double.returncode == 0, double.stderr
+    one = json.loads((tmp_path / "one" / "robustness.json").read_text())["sets"]
+    two = json.loads((tmp_path / "two" / "robustness.json").read_text())["sets"]
+    assert one.keys() == two.keys()
+    for key in one:  # 37 images split 18 / 19: every image counted once, counts reduced exactly
+        assert (two[key]["n"], two[key]["correct"]) == (one[key]["n"], one[key]["correct"]) == (37, one[key]["correct"])
+        assert two[key]["loss"] == pytest.approx(one[key]["loss"], rel=1e-5)
+        assert two[key]["ece"] == pytest.approx(one[key]["ece"], rel=1e-4, abs=1e-6)
+
+
+@pytest.mark.slow
+def test_quickstart_evaluates_after_training(tmp_path):
+    run = _run(
+        "train.py",
+        "experiment=quickstart",
+        "logger=csv",
+        "trainer.max_epochs=1",
+        "evaluate_after_fit.limit_per_set=20",
+        f"hydra.run.dir={tmp_path}",
+        timeout=600,
+    )
+    assert run.returncode == 0, run.stderr
+    summary = json.loads((tmp_path / "robustness.json").read_text())
+    assert summary["benchmark"] == "synthetic" and summary["regenerated"] is True
+    assert summary["checkpoint"].startswith(str(tmp_path / "checkpoints"))
+    assert len(summary["corruptions"]) == 15 and summary["severities"] == [1, 2, 3, 4, 5]
+    assert summary["sets"]["clean"]["n"] == 20 and summary["mean_corruption_error"] is not None
+    for name in ("robustness.csv", "robustness.md", "robustness.png"):
+        assert (tmp_path / name).is_file()
+    assert "mean corruption error" in run.stdout
