@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -10,6 +11,8 @@ import torch
 from torchvision.utils import make_grid, save_image
 
 from augmix.io import write_json
+
+METRICS_FILE = "metrics.json"
 
 
 class AugMixSamples(pl.Callback):
@@ -38,28 +41,42 @@ class AugMixSamples(pl.Callback):
 class MetricsJSON(pl.Callback):
     """Writes the final validation metrics (and best so far) to ``metrics.json`` after each epoch.
 
-    Rewriting it every epoch keeps an interrupted run's figures; the write is atomic.
+    Rewriting it every epoch keeps an interrupted run's figures; the write is atomic. When fit
+    completes, ``finished`` and ``max_epochs`` mark the run done, which lets re-run sweeps skip it.
     """
 
     def __init__(self, path: str) -> None:
         self.path = Path(path)
 
-    def _write(self, trainer: pl.Trainer) -> None:
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._write(trainer, finished=True)
+
+    def _write(self, trainer: pl.Trainer, finished: bool = False) -> None:
         if not trainer.is_global_zero or trainer.sanity_checking:
             return
-        metrics = {
+        current = {
             name: _finite_or_none(float(value))
             for name, value in trainer.callback_metrics.items()
             if not name.startswith("train/") or name.endswith("_epoch")
         }
+        # A resumed run that only finishes up may log nothing new: keep the figures already on disk.
+        metrics = {**read_metrics(self.path), **current}
         if not any(name.startswith("val/") for name in metrics):
             return
-        metrics["epoch"] = trainer.current_epoch
+        if not finished:
+            metrics["epoch"] = trainer.current_epoch
         metrics["global_step"] = trainer.global_step
+        metrics["finished"] = finished
+        metrics["max_epochs"] = trainer.max_epochs
         write_json(self.path, metrics)
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._write(trainer)
+
+
+def read_metrics(path: Path) -> dict:
+    """The metrics a run wrote so far, or {} when there are none yet."""
+    return json.loads(path.read_text()) if path.is_file() else {}
 
 
 def _finite_or_none(value: float) -> float | None:

@@ -8,18 +8,43 @@ whole config and raises a one-line ``ConfigError`` naming the key, before any da
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass
+import warnings
+from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from augmix.erasing import ERASE_MODES
 from augmix.errors import ConfigError
+from augmix.mixing import MIX_MODES
 from augmix.ops import ALL_OPS
 
 DATASETS = ("cifar10", "cifar100", "imagenet", "tinyimagenet", "imagefolder", "digits")
 PLACEMENTS = ("auto", "workers", "device")
 EXECUTORS = ("auto", "grouped", "fused")
+ERASE_VIEWS = ("augmented", "all")
+
+
+@dataclass
+class MixUpConfig:
+    alpha: float = 0.0  # Beta(alpha, alpha) mixing weight; 0 disables MixUp
+
+
+@dataclass
+class CutMixConfig:
+    alpha: float = 0.0  # Beta(alpha, alpha) kept share; 0 disables CutMix
+
+
+@dataclass
+class EraseConfig:
+    """Random erasing (CutOut), as timm's RandomErasing. Defaults are timm's, with prob 0 (off)."""
+
+    prob: float = 0.0
+    area: list[float] = field(default_factory=lambda: [0.02, 1 / 3])  # erased share of the image
+    ratio: list[float] = field(default_factory=lambda: [0.3, 1 / 0.3])  # aspect ratio, log-uniform
+    mode: str = "const"
+    views: str = "augmented"  # augmented: the clean view stays clean; all: the clean view too
 
 
 @dataclass
@@ -37,13 +62,32 @@ class AugMixConfig:
     fill: Any = 0
     placement: str = "auto"  # auto: device when the trainer has an accelerator, else workers
     executor: str = "auto"
+    # MixUp / CutMix and random erasing, applied after AugMix to every view (all off by default).
+    mixup: MixUpConfig = field(default_factory=MixUpConfig)
+    cutmix: CutMixConfig = field(default_factory=CutMixConfig)
+    mix_prob: float = 1.0
+    switch_prob: float = 0.5
+    mix_mode: str = "batch"
+    erase: EraseConfig = field(default_factory=EraseConfig)
 
 
 def register_schemas() -> None:
     ConfigStore.instance().store(group="augmix", name="schema", node=AugMixConfig)
 
 
+def metric_direction(metric: str) -> str:
+    """Sweeper direction for a metric name: accuracies go up, errors and losses go down."""
+    return "maximize" if "acc" in metric.rsplit("/", 1)[-1] else "minimize"
+
+
 register_schemas()
+if not OmegaConf.has_resolver("metric_direction"):
+    OmegaConf.register_new_resolver("metric_direction", metric_direction)
+# configs/hydra/launcher/submitit_slurm.yaml deliberately shares the plugin's node name, so that
+# `hydra/launcher=submitit_slurm` gets this project's defaults. Hydra then also type-checks it
+# against the plugin's schema and warns that such matching is deprecated; the file is complete on
+# its own, so it keeps working when the matching goes away.
+warnings.filterwarnings("ignore", message=r"\s*'hydra/launcher/submitit_slurm' is validated against ConfigStore schema")
 
 
 def _fail(key: str, value: Any, expected: str) -> None:
@@ -89,6 +133,41 @@ def validate_augmix(augmix: DictConfig | dict, prefix: str = "augmix") -> None:
         _fail(f"{prefix}.executor", get("executor"), f"must be one of {list(EXECUTORS)}")
 
 
+def _check_probability(key: str, value: Any) -> None:
+    if not _is_number(value) or not 0.0 <= value <= 1.0:
+        _fail(key, value, "must be a probability in [0, 1]")
+
+
+def _is_pair(value: Any) -> bool:
+    return isinstance(value, (list, tuple, ListConfig)) and len(value) == 2 and all(_is_number(v) for v in value)
+
+
+def validate_mixing(augmix: DictConfig | dict, prefix: str = "augmix") -> None:
+    """MixUp/CutMix and random erasing; they apply with or without AugMix, so always checked."""
+    get = augmix.get
+    for method, name in (("mixup", "MixUp"), ("cutmix", "CutMix")):
+        alpha = get(method).get("alpha")
+        if not _is_number(alpha) or alpha < 0:
+            _fail(f"{prefix}.{method}.alpha", alpha, f"must be a number >= 0 (0 disables {name}; 1 is usual on CIFAR)")
+    _check_probability(f"{prefix}.mix_prob", get("mix_prob"))
+    _check_probability(f"{prefix}.switch_prob", get("switch_prob"))
+    if get("mix_mode") not in MIX_MODES:
+        _fail(f"{prefix}.mix_mode", get("mix_mode"), f"must be one of {list(MIX_MODES)}")
+    erase = get("erase")
+    _check_probability(f"{prefix}.erase.prob", erase.get("prob"))
+    area, ratio = erase.get("area"), erase.get("ratio")
+    if not _is_pair(area) or not 0 < area[0] <= area[1] <= 1:
+        _fail(f"{prefix}.erase.area", area, "must be [min, max] with 0 < min <= max <= 1 (shares of the image; timm: [0.02, 1/3])")
+    if not _is_pair(ratio) or not 0 < ratio[0] <= ratio[1]:
+        _fail(f"{prefix}.erase.ratio", ratio, "must be [min, max] with 0 < min <= max (aspect ratios; timm: [0.3, 1/0.3])")
+    if erase.get("mode") not in ERASE_MODES:
+        _fail(f"{prefix}.erase.mode", erase.get("mode"), f"must be one of {list(ERASE_MODES)}")
+    if erase.get("views") not in ERASE_VIEWS:
+        _fail(f"{prefix}.erase.views", erase.get("views"), f"must be one of {list(ERASE_VIEWS)}")
+    if erase.get("prob") > 0 and erase.get("views") == "augmented" and not get("enabled"):
+        _fail(f"{prefix}.erase.views", "augmented", f"has no view to erase with {prefix}.enabled=false; use {prefix}.erase.views=all")
+
+
 def validate_data(data: DictConfig) -> None:
     if data.get("name") not in DATASETS:
         _fail("data.name", data.get("name"), f"must be one of {list(DATASETS)}")
@@ -117,6 +196,8 @@ def validate_model(model: DictConfig) -> None:
     lr = model.get("optimizer", {}).get("lr")
     if not _is_number(lr) or lr <= 0:
         _fail("model.optimizer.lr", lr, "must be a number > 0")
+    if not isinstance(model.get("split_bn", False), bool):
+        _fail("model.split_bn", model.get("split_bn"), "must be true or false")
 
 
 def validate_loss(loss: DictConfig) -> None:
@@ -138,7 +219,12 @@ def validate(cfg: DictConfig) -> None:
     if not _is_int(cfg.get("seed")) or cfg.get("seed") < 0:
         _fail("seed", cfg.get("seed"), "must be a non-negative integer")
     validate_augmix(cfg.augmix)
+    validate_mixing(cfg.augmix)
     validate_data(cfg.data)
     validate_model(cfg.model)
+    if cfg.model.get("split_bn") and cfg.trainer.get("sync_batchnorm"):
+        _fail("trainer.sync_batchnorm", True, "would turn the auxiliary BatchNorm of model.split_bn=true back into one shared BN; turn one of them off")
+    if cfg.model.get("split_bn") and not (cfg.augmix.enabled and cfg.augmix.jsd):
+        _fail("model.split_bn", True, "needs clean and augmented views in each batch: set augmix.enabled=true and augmix.jsd=true")
     validate_loss(cfg.loss)
     validate_trainer(cfg.trainer)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from hydra.utils import instantiate
 from omegaconf import DictConfig, open_dict
-from pytorch_lightning.loggers import Logger
+from pytorch_lightning.loggers import Logger, WandbLogger
 
 WANDB_TARGET = "pytorch_lightning.loggers.WandbLogger"
 
@@ -41,13 +41,26 @@ def prepare_wandb(config: DictConfig) -> None:
         )
 
 
-def build_loggers(config: DictConfig | None) -> list[Logger]:
-    """Instantiate every logger under ``config`` (a mapping name -> logger config)."""
+def build_loggers(config: DictConfig | None, resume_id: str | None = None) -> list[Logger]:
+    """Instantiate every logger under ``config`` (a mapping name -> logger config).
+
+    ``resume_id`` (from the checkpoint a run resumes) re-attaches wandb to the same run.
+    """
     loggers: list[Logger] = []
     for node in (config or {}).values():
         if not isinstance(node, DictConfig) or "_target_" not in node:
             continue
         if node._target_ == WANDB_TARGET:
             prepare_wandb(node)
+            if resume_id:
+                with open_dict(node):
+                    node.id, node.resume = resume_id, "allow"
         loggers.append(instantiate(node))
     return loggers
+
+
+def finish_wandb(loggers: list[Logger]) -> None:
+    """Close this run's wandb run, so the next job of a sweep (same process) starts its own."""
+    for logger in loggers:
+        if isinstance(logger, WandbLogger) and logger._experiment is not None:
+            logger.experiment.finish()

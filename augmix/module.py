@@ -17,10 +17,12 @@ from torchmetrics.classification import MulticlassAccuracy
 
 import augmix.models  # noqa: F401  (registers the paper's CIFAR architectures in timm)
 from augmix.losses import JSDLoss
+from augmix.models.split_bn import convert_split_bn
 
 OptimizerFactory = Callable[..., Optimizer]
 SchedulerFactory = Callable[..., torch.optim.lr_scheduler.LRScheduler]
 CONFIG_KEY = "augmix_config"  # where checkpoints keep the run's fully resolved config
+WANDB_RUN_ID_KEY = "wandb_run_id"  # lets a resumed run log into the same wandb run
 
 
 class AugMixModule(pl.LightningModule):
@@ -29,7 +31,8 @@ class AugMixModule(pl.LightningModule):
     With three views the loss is ``CE(clean) + weight * JS(clean, aug1, aug2)`` from one forward
     pass over the concatenated 3B batch, so BatchNorm sees all views as in the paper. With one
     view it is plain CE. ``lr_reference_batch`` scales the lr linearly with the global batch
-    (ImageNet recipe: 0.1 x batch / 256).
+    (ImageNet recipe: 0.1 x batch / 256). ``split_bn`` gives the augmented views their own
+    auxiliary BatchNorm in training (keys ``*.aux_bn.*``); evaluation uses the clean BN.
     """
 
     def __init__(
@@ -44,12 +47,15 @@ class AugMixModule(pl.LightningModule):
         lr_reference_batch: int | None = None,
         channels_last: bool = False,
         compile: bool = False,
+        split_bn: bool = False,
     ) -> None:
         super().__init__()
         # Plain containers only: checkpoints must load with torch.load(weights_only=True).
         backbone_kwargs = OmegaConf.to_container(backbone_kwargs) if isinstance(backbone_kwargs, DictConfig) else backbone_kwargs
         self.save_hyperparameters(ignore=["optimizer", "scheduler", "loss"], logger=False)
         self.net = timm.create_model(backbone, num_classes=num_classes, pretrained=pretrained, **(backbone_kwargs or {}))
+        if split_bn:
+            convert_split_bn(self.net, num_views=3)
         self.loss = loss if loss is not None else JSDLoss()
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         top5 = num_classes > 5
@@ -57,6 +63,7 @@ class AugMixModule(pl.LightningModule):
         self.val_acc = MulticlassAccuracy(num_classes, average="micro")
         self.val_acc5 = MulticlassAccuracy(num_classes, top_k=5, average="micro") if top5 else None
         self.test_acc = MulticlassAccuracy(num_classes, average="micro")
+        self.val_corrupted_acc = MulticlassAccuracy(num_classes, average="micro")
         self.val_loss, self.test_loss = MeanMetric(), MeanMetric()
         self.val_acc_best = MaxMetric()
         self.val_acc_best.persistent(True)  # survives resume: it is part of the checkpoint
@@ -79,6 +86,8 @@ class AugMixModule(pl.LightningModule):
     def training_step(self, batch: dict, batch_idx: int) -> Tensor:
         views: list[Tensor] = batch["views"]
         target: Tensor = batch["target"]
+        if self.hparams.split_bn and len(views) != 3:
+            raise ValueError(f"split_bn needs the (clean, aug1, aug2) triplet, got {len(views)} view(s): set augmix.jsd=true")
         logits = self(torch.cat(views) if len(views) > 1 else views[0])
         chunks = logits.split(len(views[0]))
         clean, augmented = chunks[0], list(chunks[1:]) if len(views) == 3 else []
@@ -99,8 +108,11 @@ class AugMixModule(pl.LightningModule):
         target = batch["target"]
         return logits, target, F.cross_entropy(logits.float(), target)
 
-    def validation_step(self, batch: dict, batch_idx: int) -> None:
+    def validation_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0) -> None:
         logits, target, loss = self._evaluate(batch)
+        if dataloader_idx == 1:  # held-out corruptions of the validation split (equal-sized sets)
+            self.val_corrupted_acc.update(logits, target)
+            return
         self.val_loss.update(loss, weight=len(target))
         self.val_acc.update(logits, target)
         if self.val_acc5 is not None:
@@ -115,6 +127,9 @@ class AugMixModule(pl.LightningModule):
         if self.val_acc5 is not None:
             self.log("val/acc5", self.val_acc5.compute())
             self.val_acc5.reset()
+        if self.val_corrupted_acc.update_called:
+            self.log("val/corruption_error", 1.0 - self.val_corrupted_acc.compute(), prog_bar=True)
+            self.val_corrupted_acc.reset()
         self.val_acc.reset()
         self.val_loss.reset()
 
@@ -148,3 +163,6 @@ class AugMixModule(pl.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if self.run_config is not None:
             checkpoint[CONFIG_KEY] = self.run_config
+        for logger in self.loggers:
+            if isinstance(logger, pl.loggers.WandbLogger):
+                checkpoint[WANDB_RUN_ID_KEY] = logger.version

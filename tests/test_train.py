@@ -16,7 +16,7 @@ from augmix.module import CONFIG_KEY
 from augmix.training import train
 from tests.conftest import ROOT, compose_train
 
-SHORT = ("+trainer.limit_train_batches=3", "+trainer.limit_val_batches=2", "trainer.max_epochs=1")
+SHORT = ("+trainer.limit_train_batches=3", "+trainer.limit_val_batches=2", "trainer.max_epochs=1", "evaluate_after_fit=null")
 
 
 def run_train(*overrides: str, home: Path) -> subprocess.CompletedProcess:
@@ -61,7 +61,7 @@ def test_missing_cifar_stops_with_instructions_and_no_traceback(tmp_path):
 
 
 def fit(tmp_path: Path, *overrides: str) -> dict:
-    cfg = compose_train("experiment=quickstart", "logger=csv", f"paths.output_dir={tmp_path}", *overrides)
+    cfg = compose_train("experiment=quickstart", "evaluate_after_fit=null", "logger=csv", f"paths.output_dir={tmp_path}", *overrides)
     return train(cfg)
 
 

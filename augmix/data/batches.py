@@ -17,7 +17,7 @@ from augmix.data.sources import ImageSource
 from augmix.random import keyed_generator
 
 # Stream ids keep the differently used streams of one batch independent.
-ORDER_STREAM, CROP_STREAM, AUGMIX_STREAM = 0, 1, 2
+ORDER_STREAM, CROP_STREAM, AUGMIX_STREAM, MIX_STREAM, ERASE_STREAM = 0, 1, 2, 3, 4
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,7 @@ class KeyedBatchSampler(Sampler[BatchKey]):
         self.shuffle, self.drop_last, self.seed = shuffle, drop_last, seed
         self.rank, self.world_size, self.pad_shards = rank, world_size, pad_shards
         self.epoch = 0
+        self.resume_point: tuple[int, int] | None = None  # (epoch, batches already trained)
 
     def set_epoch(self, epoch: int) -> None:
         """Called by Lightning before each epoch."""
@@ -71,7 +72,10 @@ class KeyedBatchSampler(Sampler[BatchKey]):
 
     def __iter__(self) -> Iterator[BatchKey]:
         order = self.shard().tolist()
-        for index in range(len(self)):
+        start = 0
+        if self.resume_point is not None and self.resume_point[0] == self.epoch:
+            start = self.resume_point[1]  # a run stopped mid-epoch continues where it stopped
+        for index in range(start, len(self)):
             chunk = order[index * self.batch_size : (index + 1) * self.batch_size]
             yield BatchKey(self.epoch, index, tuple(chunk))
 
@@ -141,8 +145,12 @@ class Normalize:
             raise ValueError(f"mean {mean} and std {std} must have equal length and positive std")
         self.mean, self.std = tuple(mean), tuple(std)
 
-    def __call__(self, images: Tensor) -> Tensor:
+    def __call__(self, images: Tensor, in_place: bool = False) -> Tensor:
+        """Normalised float32 images. ``in_place`` reuses a float32 input's memory (AugMix views
+        made for this batch), so the device never holds a second copy of them. Per-channel
+        Python scalars keep host-to-device copies, each a wait for the GPU, out of the loop."""
         scale = 255.0 if images.dtype == torch.uint8 else 1.0
-        mean = torch.tensor(self.mean, device=images.device).view(1, -1, 1, 1) * scale
-        std = torch.tensor(self.std, device=images.device).view(1, -1, 1, 1) * scale
-        return (images.float() - mean) / std
+        out = images if in_place and images.dtype == torch.float32 else images.to(torch.float32, copy=True)
+        for channel, (mean, std) in enumerate(zip(self.mean, self.std)):
+            out[:, channel].sub_(mean * scale).div_(std * scale)
+        return out

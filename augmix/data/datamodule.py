@@ -20,10 +20,23 @@ from torch import Tensor
 from torch.utils.data import DataLoader
 
 from augmix.augment import AugMix
-from augmix.config import AugMixConfig, validate_augmix
+from augmix.config import AugMixConfig, validate_augmix, validate_mixing
 from augmix.data import sources
-from augmix.data.batches import AugMixViews, BatchAssembler, BatchKey, KeyedBatchSampler, Normalize, SampleTransform
+from augmix.data.corrupted import HELD_OUT_CORRUPTIONS, CorruptedSource
+from augmix.data.batches import (
+    ERASE_STREAM,
+    MIX_STREAM,
+    AugMixViews,
+    BatchAssembler,
+    BatchKey,
+    KeyedBatchSampler,
+    Normalize,
+    SampleTransform,
+)
+from augmix.erasing import RandomErasing
 from augmix.errors import ConfigError, DataError
+from augmix.mixing import MixUpCutMix
+from augmix.random import keyed_generator
 
 
 class AugMixDataModule(pl.LightningDataModule):
@@ -31,7 +44,8 @@ class AugMixDataModule(pl.LightningDataModule):
 
     Train batches reach the LightningModule as ``{"views": [clean, aug1, aug2], "target": y}``
     (``[aug]`` with ``augmix.jsd=false``, ``[clean]`` with AugMix off); evaluation batches as
-    ``{"views": [image], "target": y}``. All views are normalised float tensors.
+    ``{"views": [image], "target": y}``. All views are normalised float tensors. With MixUp or
+    CutMix on, training targets are soft (B, num_classes) float tensors.
     """
 
     def __init__(
@@ -54,21 +68,27 @@ class AugMixDataModule(pl.LightningDataModule):
         download: bool = True,
         val_fraction: float = 0.0,
         seed: int = 0,
+        val_corruptions: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.name, self.root, self.num_classes, self.image_size = name, str(root), num_classes, image_size
         self.normalize = Normalize(tuple(mean), tuple(std))
         self.train_transform, self.eval_transform = train_transform, eval_transform
-        self.augmix_settings = {**asdict(AugMixConfig()), **_plain(augmix)} if augmix is not None else {"enabled": False}
+        given = _plain(augmix) if augmix is not None else {"enabled": False}
+        self.augmix_settings = _plain(OmegaConf.merge(asdict(AugMixConfig()), given))  # nested blocks keep defaults
         if self.augmix_enabled:
             validate_augmix(self.augmix_settings)
+        validate_mixing(self.augmix_settings)
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.num_workers, self.pin_memory = num_workers, pin_memory
         self.persistent_workers, self.drop_last = persistent_workers, drop_last
         self.download, self.val_fraction, self.seed = download, val_fraction, seed
+        self.mixer, self.eraser = self.build_mixer(), self.build_eraser()
+        self.val_corruptions = _plain(val_corruptions) if val_corruptions else None
         self.splits: dict[str, sources.ImageSource] = {}
         self.placement = "workers"
         self._device_views: AugMixViews | None = None
+        self.resume_point: tuple[int, int] | None = None
 
     # ----------------------------------------------------------------------------------- sources
 
@@ -86,6 +106,23 @@ class AugMixDataModule(pl.LightningDataModule):
     def build_augmix(self) -> AugMix:
         s = self.augmix_settings
         return AugMix(s["severity"], s["width"], s["depth"], s["alpha"], s["all_ops"], s["ops"], s["fill"], s["executor"])
+
+    def build_mixer(self) -> MixUpCutMix | None:
+        """MixUp/CutMix with one draw shared by all views of an image; None when both are off."""
+        s = self.augmix_settings
+        if s["mixup"]["alpha"] <= 0 and s["cutmix"]["alpha"] <= 0:
+            return None
+        return MixUpCutMix(
+            s["mixup"]["alpha"], s["cutmix"]["alpha"], self.num_classes, s["mix_prob"], s["switch_prob"], s["mix_mode"]
+        )
+
+    def build_eraser(self) -> RandomErasing | None:
+        """Random erasing of the AugMix views (every view with ``erase.views=all``); None when off."""
+        e = self.augmix_settings["erase"]
+        if e["prob"] <= 0:
+            return None
+        clean_views = 0 if self.num_views == 1 else 1  # jsd=false: the only view is an AugMix view
+        return RandomErasing(e["prob"], e["area"], e["ratio"], e["mode"], clean_views if e["views"] == "augmented" else 0)
 
     def prepare_data(self) -> None:
         """Download CIFAR when allowed and missing; check that folder datasets exist."""
@@ -130,6 +167,16 @@ class AugMixDataModule(pl.LightningDataModule):
                 "fix data.num_classes (the model's output size follows it)"
             )
         self.splits = {"train": train, "val": val, "test": test}
+        if self.val_corruptions is not None:
+            c = self.val_corruptions
+            self.splits["val_corrupted"] = CorruptedSource(
+                val,
+                c.get("corruptions", HELD_OUT_CORRUPTIONS),
+                c.get("severities", (1, 2, 3, 4, 5)),
+                self.eval_transform,
+                seed=c.get("seed", 0),
+                limit=c.get("limit"),
+            )
 
     # ------------------------------------------------------------------------------- Lightning hooks
 
@@ -162,22 +209,27 @@ class AugMixDataModule(pl.LightningDataModule):
             len(source), self.batch_size, shuffle=True, drop_last=self.drop_last, seed=self.seed,
             rank=rank, world_size=world_size, pad_shards=True,
         )
+        sampler.resume_point = self.resume_point
         views = self._views(rank)
         self._device_views = views if self.placement == "device" else None
         in_workers = views if self.placement == "workers" else None
         return self._loader(BatchAssembler(source, self.train_transform, self.seed, rank, in_workers), sampler)
 
-    def _eval_loader(self, split: str) -> DataLoader:
+    def _eval_loader(self, split: str, transform: SampleTransform | None = None) -> DataLoader:
         rank, world_size = self._rank()
         source = self.source(split)
         sampler = KeyedBatchSampler(
             len(source), self.eval_batch_size, shuffle=False, drop_last=False, seed=self.seed,
             rank=rank, world_size=world_size, pad_shards=False,
         )
-        return self._loader(BatchAssembler(source, self.eval_transform, self.seed, rank), sampler)
+        return self._loader(BatchAssembler(source, transform or self.eval_transform, self.seed, rank), sampler)
 
-    def val_dataloader(self) -> DataLoader:
-        return self._eval_loader("val")
+    def val_dataloader(self) -> DataLoader | list[DataLoader]:
+        """The clean validation split, plus its held-out corruptions when ``val_corruptions`` is set."""
+        clean = self._eval_loader("val")
+        if "val_corrupted" not in self.splits:
+            return clean
+        return [clean, self._eval_loader("val_corrupted", transform=_already_transformed)]
 
     def test_dataloader(self) -> DataLoader:
         return self._eval_loader("test")
@@ -197,21 +249,42 @@ class AugMixDataModule(pl.LightningDataModule):
         training = self.trainer is not None and self.trainer.training
         return self.finish_batch(batch, training)
 
+    def mark_resume_point(self, epoch: int, batches_done: int) -> None:
+        """Record a mid-epoch stop so the checkpoint knows which batches were already trained."""
+        self.resume_point = (epoch, batches_done)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"resume_point": list(self.resume_point) if self.resume_point else None}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        point = state_dict.get("resume_point")
+        self.resume_point = tuple(point) if point else None
+
     # ------------------------------------------------------------------------------ batch finishing
 
     def finish_batch(self, batch: dict, training: bool) -> dict:
-        """Add AugMix views when they weren't made in the workers, then normalise everything."""
+        """Add AugMix views when they weren't made in the workers, normalise everything, then erase and mix."""
         clean: Tensor = batch["image"]
-        if not training or self.num_views == 0:
+        if not training:
             return {"views": [self.normalize(clean)], "target": batch["target"]}
         views = batch.get("views")
-        if views is None:
+        if views is None and self.num_views > 0:
             augment = self._device_views or self._views(self._rank()[0])
             views = augment(clean, *batch["key"])
-        normalised = [self.normalize(v) for v in views]
-        if self.num_views == 2:
+        normalised = [self.normalize(v, in_place=True) for v in views or []]  # AugMix views are this batch's own
+        if self.num_views != 1:
             normalised.insert(0, self.normalize(clean))
-        return {"views": normalised, "target": batch["target"]}
+        return self._erase_and_mix(normalised, batch["target"], batch["key"])
+
+    def _erase_and_mix(self, views: list[Tensor], target: Tensor, key: tuple[int, int]) -> dict:
+        """Random erasing per image, then MixUp/CutMix on the batch (timm's order), each from its own
+        keyed stream, so both placements, any worker count and resumed runs see the same batch."""
+        rank = self._rank()[0]
+        if self.eraser is not None:
+            views = self.eraser(views, keyed_generator(self.seed, ERASE_STREAM, rank, *key))
+        if self.mixer is not None:
+            views, target = self.mixer(views, target, keyed_generator(self.seed, MIX_STREAM, rank, *key))
+        return {"views": views, "target": target}
 
     def preview(self, count: int = 8) -> tuple[Tensor, list[Tensor]]:
         """The first ``count`` training images of epoch 0 and their AugMix views in [0, 1], on CPU."""
@@ -222,6 +295,10 @@ class AugMixDataModule(pl.LightningDataModule):
         views = self._views(0)
         augmented = views(batch["image"], *batch["key"]) if views is not None else []
         return batch["image"], augmented
+
+
+def _already_transformed(image: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    return image
 
 
 def _plain(settings: Mapping[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,58 @@
+"""Benchmark corruptions applied on the fly to another source, deterministically per image."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+from augmix.corruptions import ALL_CORRUPTIONS, corrupt, image_rng
+from augmix.data.batches import SampleTransform
+from augmix.data.sources import ImageSource
+from augmix.errors import ConfigError
+
+#: The 4 extra corruptions, never part of the -C test benchmarks: safe to tune on (benchmark authors' intent).
+HELD_OUT_CORRUPTIONS = ("speckle_noise", "gaussian_blur", "spatter", "saturate")
+
+
+class CorruptedSource(ImageSource):
+    """Every (corruption, severity) pair applied to the first ``limit`` images of ``source``.
+
+    Index ``k * count + j`` is image ``j`` under pair ``k``. Images pass ``transform`` first (the
+    evaluation crop), then the corruption, as the -C sets were made from evaluation crops. Image
+    ``j`` always uses the stream ``image_rng(seed, j)``, so every epoch sees the same corrupted set.
+    """
+
+    def __init__(
+        self,
+        source: ImageSource,
+        corruptions: Sequence[str],
+        severities: Sequence[int],
+        transform: SampleTransform,
+        seed: int = 0,
+        limit: int | None = None,
+    ) -> None:
+        unknown = [c for c in corruptions if c not in ALL_CORRUPTIONS]
+        if unknown or not corruptions:
+            raise ConfigError(f"corruptions={list(corruptions)} is invalid: choose from {list(ALL_CORRUPTIONS)}")
+        if not severities or any(s not in (1, 2, 3, 4, 5) for s in severities):
+            raise ConfigError(f"severities={list(severities)} is invalid: choose from [1, 2, 3, 4, 5]")
+        self.source, self.transform, self.seed = source, transform, seed
+        self.count = len(source) if limit is None else min(limit, len(source))
+        self.sets = [(c, int(s)) for c in corruptions for s in severities]
+        self.classes = source.classes
+
+    def __len__(self) -> int:
+        return self.count * len(self.sets)
+
+    def image(self, index: int) -> Tensor:
+        pair, j = divmod(index, self.count)
+        name, severity = self.sets[pair]
+        clean = self.transform(self.source.image(j), None)
+        pixels = clean.expand(3, -1, -1) if clean.shape[0] == 1 else clean
+        corrupted = corrupt(pixels.permute(1, 2, 0).numpy(), name, severity, rng=image_rng(self.seed, j))
+        return torch.from_numpy(corrupted).permute(2, 0, 1).contiguous()
+
+    def target(self, index: int) -> int:
+        return self.source.target(index % self.count)

@@ -1,0 +1,103 @@
+"""Hydra callbacks for multirun sweeps: validate every job before any runs, summarise after each.
+
+Registered in ``configs/hydra/default.yaml``; they run in the process that launches the sweep
+(``on_multirun_*``) and in each job (``on_job_end``).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.experimental.callback import Callback
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from omegaconf import DictConfig, OmegaConf
+
+from augmix.cli import EXIT_USER_ERROR
+from augmix.errors import ConfigError
+from augmix.io import write_text
+
+log = logging.getLogger(__name__)
+SUMMARY_METRICS = ("val/acc", "val/loss", "val/acc_best", "val/corruption_error", "test/acc", "epoch")
+
+
+def grid_jobs(overrides: list[str]) -> list[list[str]]:
+    """Expand command-line sweep overrides (``a=1,2 b=x,y``) into the override list of every job."""
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    batches = BasicSweeper.split_arguments(parsed, max_batch_size=None)
+    return [job for batch in batches for job in batch]
+
+
+class SweepSummary(Callback):
+    """Checks every grid job's config up front, and keeps ``sweep_summary.csv``/``.md`` current.
+
+    Validation runs in the launching process before the first job starts, so a bad value in the
+    fifth job of a SLURM array fails immediately, naming the key, instead of hours later.
+    """
+
+    def __init__(self, config_name: str = "train") -> None:
+        self.config_name = config_name
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        from hydra import compose
+
+        from augmix.config import validate
+
+        Path(config.hydra.sweep.dir).mkdir(parents=True, exist_ok=True)  # e.g. for Optuna's SQLite study
+        task_overrides = list(config.hydra.overrides.task)
+        if str(config.hydra.sweeper.get("_target_", "")).endswith("BasicSweeper"):
+            jobs = grid_jobs(task_overrides)
+        else:  # Optuna and friends sample their own values; check the fixed part of the config
+            jobs = [task_overrides]
+        for number, job in enumerate(jobs):
+            try:
+                validate(compose(config_name=self.config_name, overrides=job))
+            except ConfigError as error:
+                # Hydra only warns about exceptions raised in callbacks; exiting is what stops the sweep
+                print(f"Error: sweep job {number} ({' '.join(job)}): {error}", file=sys.stderr, flush=True)
+                sys.exit(EXIT_USER_ERROR)
+
+    def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
+        if config.hydra.mode is not None and str(config.hydra.mode).endswith("MULTIRUN"):
+            write_summary(Path(config.hydra.sweep.dir))
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        path = write_summary(Path(config.hydra.sweep.dir))
+        log.info(f"sweep summary: {path}")
+
+
+def _job_row(job_dir: Path) -> dict[str, Any]:
+    overrides_file = job_dir / ".hydra" / "overrides.yaml"
+    overrides = OmegaConf.to_container(OmegaConf.load(overrides_file)) if overrides_file.is_file() else []
+    metrics_file = job_dir / "metrics.json"
+    metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
+    row: dict[str, Any] = {"job": job_dir.name, "overrides": " ".join(overrides)}
+    row.update({name: metrics.get(name) for name in SUMMARY_METRICS})
+    row["status"] = "finished" if metrics.get("finished") else ("running or stopped" if metrics else "not started")
+    return row
+
+
+def write_summary(sweep_dir: Path) -> Path:
+    """Rebuild the summary from the job folders on disk (so it is right after resumes too)."""
+    job_dirs = sorted((p for p in sweep_dir.iterdir() if (p / ".hydra").is_dir()), key=lambda p: (len(p.name), p.name))
+    rows = [_job_row(p) for p in job_dirs]
+    columns = ["job", "overrides", *SUMMARY_METRICS, "status"]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns)
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text(sweep_dir / "sweep_summary.csv", buffer.getvalue())
+
+    def cell(value: Any) -> str:
+        return f"{value:.4f}" if isinstance(value, float) else ("" if value is None else str(value))
+
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(cell(row[c]) for c in columns) + " |" for row in rows]
+    write_text(sweep_dir / "sweep_summary.md", "\n".join(lines) + "\n")
+    return sweep_dir / "sweep_summary.csv"

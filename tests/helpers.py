@@ -1,0 +1,33 @@
+"""Callbacks used by tests to simulate failures at precise points of a run."""
+
+import pytorch_lightning as pl
+
+
+class CrashAtEpochStart(pl.Callback):
+    """Raises at the start of ``epoch``, after the previous epoch's checkpoints were written."""
+
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.current_epoch == self.epoch:
+            raise RuntimeError(f"simulated crash at the start of epoch {self.epoch}")
+
+
+class PauseAtBatch(pl.Callback):
+    """Writes ``marker`` at (epoch, batch) and waits there until a SIGTERM arrives, so a test can
+    signal a real run at a known point instead of racing it."""
+
+    def __init__(self, epoch: int, batch: int, marker: str, timeout: float = 120.0) -> None:
+        self.epoch, self.batch, self.marker, self.timeout = epoch, batch, marker, timeout
+
+    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch, batch_idx: int) -> None:
+        import time
+        from pathlib import Path
+
+        if (trainer.current_epoch, batch_idx) != (self.epoch, self.batch):
+            return
+        Path(self.marker).write_text("waiting for SIGTERM")
+        deadline = time.time() + self.timeout
+        while not trainer.received_sigterm and time.time() < deadline:
+            time.sleep(0.05)

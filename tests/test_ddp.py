@@ -1,0 +1,79 @@
+"""DDP on CPU (gloo): distinct per-rank streams, exact metric reduction, one set of checkpoints."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from hydra.utils import instantiate
+
+from augmix.data.batches import AugMixViews
+from augmix.module import CONFIG_KEY, AugMixModule
+from tests.conftest import ROOT, compose_train
+from tests.test_ops import natural_images
+
+QUICK = ("experiment=quickstart", "evaluate_after_fit=null", "logger=csv")
+
+
+def run(out: Path, *overrides: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "WANDB_MODE": "disabled"}
+    command = [sys.executable, str(ROOT / "train.py"), *QUICK, f"hydra.run.dir={out}", *overrides]
+    return subprocess.run(command, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=900)
+
+
+def validation_accuracy(checkpoint: Path) -> float:
+    """Accuracy of a checkpoint over the whole validation split, in one process."""
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    cfg = compose_train(*QUICK)
+    data = instantiate(cfg.data, augmix=cfg.augmix, seed=cfg.seed)
+    data.setup("validate")
+    model = instantiate(cfg.model, loss=instantiate(cfg.loss))
+    model.load_state_dict(state["state_dict"])
+    model.eval()
+    correct = total = 0
+    with torch.no_grad():
+        for batch in data.val_dataloader():
+            finished = data.finish_batch(batch, training=False)
+            correct += int((model(finished["views"][0]).argmax(1) == finished["target"]).sum())
+            total += len(finished["target"])
+    return correct / total
+
+
+def test_ranks_draw_distinct_augmix_streams():
+    images = natural_images(8, 32)
+    from augmix import AugMix
+
+    rank0, rank1 = (AugMixViews(AugMix(), 2, seed=0, rank=r)(images, 0, 0) for r in (0, 1))
+    assert not torch.equal(rank0[0], rank1[0])
+
+
+def test_two_process_ddp_run_reduces_metrics_exactly_and_checkpoints_once(tmp_path):
+    out = tmp_path / "ddp"
+    result = run(out, "trainer=ddp_cpu", "data.batch_size=32", "trainer.max_epochs=1", "+trainer.limit_train_batches=4")
+    assert result.returncode == 0, result.stderr[-3000:]
+    checkpoints = sorted(p.name for p in (out / "checkpoints").iterdir())
+    assert checkpoints[-1] == "last.ckpt" and len(checkpoints) == 2, checkpoints
+    state = torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)
+    assert state[CONFIG_KEY]["trainer"]["devices"] == 2 and state["global_step"] == 4
+    metrics = json.loads((out / "metrics.json").read_text())
+    # each rank saw half of the 300 validation images; the logged accuracy is over all of them
+    assert metrics["val/acc"] == pytest.approx(validation_accuracy(out / "checkpoints" / "last.ckpt"), abs=1e-6)
+
+
+@pytest.mark.slow
+def test_two_processes_match_one_process_with_the_same_global_batch(tmp_path):
+    """The tolerance is measured: three times the spread between two seeds of the 1-process run."""
+    budget = ("trainer.max_epochs=4",)
+    single = [run(tmp_path / f"single{seed}", *budget, f"seed={seed}") for seed in (0, 1)]
+    ddp = run(tmp_path / "ddp", *budget, "trainer=ddp_cpu", "data.batch_size=32")
+    for result in (*single, ddp):
+        assert result.returncode == 0, result.stderr[-3000:]
+    acc = {name: json.loads((tmp_path / name / "metrics.json").read_text())["val/acc"] for name in ("single0", "single1", "ddp")}
+    noise = abs(acc["single0"] - acc["single1"])
+    tolerance = max(3 * noise, 2 / 300)  # never tighter than two validation images
+    assert abs(acc["ddp"] - acc["single0"]) <= tolerance, (acc, tolerance)

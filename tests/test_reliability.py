@@ -1,0 +1,154 @@
+"""Exact resume, pre-emption, divergence, atomic checkpoints, wandb re-attachment."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+import augmix.losses
+from augmix.errors import AugMixError
+from augmix.io import atomic_write
+from augmix.reliability import DivergenceError
+from augmix.training import train
+from tests.conftest import ROOT, compose_train
+
+LIMITS = ("+trainer.limit_train_batches=4", "+trainer.limit_val_batches=1", "evaluate_after_fit=null")
+
+
+def fit(out: Path, *overrides: str) -> dict:
+    return train(compose_train("experiment=quickstart", "logger=csv", f"paths.output_dir={out}", *LIMITS, *overrides))
+
+
+def weights(path: Path) -> dict[str, torch.Tensor]:
+    return torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
+
+
+CRASH_AT_EPOCH_1 = ("+callbacks.crash._target_=tests.helpers.CrashAtEpochStart", "+callbacks.crash.epoch=1")
+
+
+def test_two_epochs_equal_one_epoch_stop_and_resume_bitwise(tmp_path):
+    fit(tmp_path / "straight", "trainer.max_epochs=2")
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        fit(tmp_path / "resumed", "trainer.max_epochs=2", *CRASH_AT_EPOCH_1)
+    fit(tmp_path / "resumed", "trainer.max_epochs=2")  # resume=true picks up the run dir's last.ckpt
+    straight = weights(tmp_path / "straight" / "checkpoints" / "last.ckpt")
+    resumed = weights(tmp_path / "resumed" / "checkpoints" / "last.ckpt")
+    assert straight.keys() == resumed.keys()
+    assert all(torch.equal(straight[k], resumed[k]) for k in straight)
+    metrics = json.loads((tmp_path / "resumed" / "metrics.json").read_text())
+    assert metrics["finished"] and metrics["epoch"] == 1 and metrics["global_step"] == 8
+
+
+def test_a_finished_run_is_not_trained_again(tmp_path):
+    fit(tmp_path, "trainer.max_epochs=1")
+    stamp = (tmp_path / "checkpoints" / "last.ckpt").stat().st_mtime_ns
+    again = fit(tmp_path, "trainer.max_epochs=1")
+    assert again["finished"] and (tmp_path / "checkpoints" / "last.ckpt").stat().st_mtime_ns == stamp
+
+
+def test_explicit_missing_checkpoint_is_a_clear_error(tmp_path):
+    with pytest.raises(AugMixError, match="does not exist"):
+        fit(tmp_path, f"ckpt_path={tmp_path / 'nope.ckpt'}")
+
+
+def test_nan_loss_stops_with_the_step_and_keeps_the_good_checkpoint(tmp_path, monkeypatch):
+    fit(tmp_path, "trainer.max_epochs=1")
+    last = tmp_path / "checkpoints" / "last.ckpt"
+    good = weights(last)
+    original = augmix.losses.JSDLoss.forward
+    calls = {"n": 0}
+
+    def poisoned(self, *args, **kwargs):
+        parts = original(self, *args, **kwargs)
+        calls["n"] += 1
+        return parts._replace(total=parts.total * float("inf")) if calls["n"] == 3 else parts
+
+    monkeypatch.setattr(augmix.losses.JSDLoss, "forward", poisoned)
+    with pytest.raises(DivergenceError) as error:
+        fit(tmp_path, "trainer.max_epochs=3")
+    message = str(error.value)
+    assert "global step 6" in message and "epoch 1" in message  # resumed at step 4; the 3rd step of epoch 1
+    assert "model.optimizer.lr" in message and "loss.weight" in message and "trainer.precision" in message
+    assert str(last) in message
+    kept = weights(last)
+    assert all(torch.equal(good[k], kept[k]) for k in good), "a diverged run must not overwrite last.ckpt"
+
+
+def test_atomic_write_leaves_the_old_file_when_a_write_fails(tmp_path):
+    target = tmp_path / "last.ckpt"
+    target.write_bytes(b"good checkpoint")
+
+    def crash(handle):
+        handle.write(b"half a checkp")
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError):
+        atomic_write(target, crash)
+    assert target.read_bytes() == b"good checkpoint"
+    assert list(tmp_path.iterdir()) == [target], "no temp files left behind"
+
+
+def test_checkpoint_save_failure_keeps_the_previous_last_ckpt(tmp_path, monkeypatch):
+    fit(tmp_path, "trainer.max_epochs=1")
+    last = tmp_path / "checkpoints" / "last.ckpt"
+    before = last.read_bytes()
+
+    def failing_save(obj, handle, *args, **kwargs):
+        handle.write(b"truncated")
+        raise OSError("killed while writing")
+
+    monkeypatch.setattr(torch, "save", failing_save)
+    with pytest.raises(OSError):
+        fit(tmp_path, "trainer.max_epochs=2")
+    assert last.read_bytes() == before
+
+
+def test_wandb_run_is_reattached_on_resume(tmp_path):
+    out = tmp_path / "run"
+    common = ("experiment=quickstart", "logger=wandb", f"paths.output_dir={out}", *LIMITS)
+    train(compose_train(*common, "trainer.max_epochs=1"))
+    first = torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)["wandb_run_id"]
+    train(compose_train(*common, "trainer.max_epochs=2"))
+    second = torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)["wandb_run_id"]
+    assert first == second
+    runs = sorted(p.name for p in (out / "wandb").glob("offline-run-*"))
+    assert len(runs) == 2 and all(name.endswith(first) for name in runs), runs
+
+
+def test_sigterm_saves_mid_epoch_and_the_run_resumes(tmp_path):
+    out, marker = tmp_path / "run", tmp_path / "paused"
+    env = {**os.environ, "WANDB_MODE": "disabled"}
+    command = [
+        sys.executable, str(ROOT / "train.py"), "experiment=quickstart", "evaluate_after_fit=null", "logger=csv", f"hydra.run.dir={out}",
+        "trainer.max_epochs=2", "+trainer.limit_train_batches=5", "+trainer.limit_val_batches=1",
+    ]
+    pause = ["+callbacks.pause._target_=tests.helpers.PauseAtBatch", "+callbacks.pause.epoch=1",
+             "+callbacks.pause.batch=2", f"+callbacks.pause.marker={marker}"]
+    process = subprocess.Popen([*command, *pause], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 240
+    while not marker.exists():  # the run is now inside epoch 1, before its third batch
+        if process.poll() is not None or time.time() > deadline:
+            process.kill()
+            pytest.fail(f"the run never reached the pause point: {process.communicate()[1][-2000:]}")
+        time.sleep(0.1)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 0, stderr[-2000:]
+    assert "SIGTERM: saved" in stderr and "Traceback" not in stderr
+    checkpoint = torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)
+    assert checkpoint["global_step"] == 5 + 3, "saved after the batch in flight: epoch 1, batch 3"
+    assert checkpoint["AugMixDataModule"]["resume_point"] == [1, 3]
+    assert not json.loads((out / "metrics.json").read_text())["finished"]
+
+    resumed = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["finished"] and metrics["global_step"] == 10, "the resumed epoch ran only its remaining batches"

@@ -1,0 +1,160 @@
+"""Hydra multirun: grid sweeps with a summary, resume, Optuna, early config errors, SLURM rendering."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from augmix.sweeps import grid_jobs
+from tests.conftest import CONFIGS, ROOT
+
+TINY = ("experiment=quickstart", "evaluate_after_fit=null", "logger=none", "trainer.max_epochs=1", "+trainer.limit_train_batches=2", "+trainer.limit_val_batches=1")
+
+
+def multirun(sweep_dir: Path, *overrides: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "WANDB_MODE": "disabled"}
+    return subprocess.run(
+        [sys.executable, str(ROOT / "train.py"), "-m", f"hydra.sweep.dir={sweep_dir}", *overrides],
+        cwd=cwd, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=600,
+    )
+
+
+def read_summary(sweep_dir: Path) -> list[dict]:
+    with open(sweep_dir / "sweep_summary.csv") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_grid_expansion():
+    assert grid_jobs(["augmix.severity=1,3", "seed=0,1", "trainer=cpu"]) == [
+        ["augmix.severity=1", "seed=0", "trainer=cpu"],
+        ["augmix.severity=1", "seed=1", "trainer=cpu"],
+        ["augmix.severity=3", "seed=0", "trainer=cpu"],
+        ["augmix.severity=3", "seed=1", "trainer=cpu"],
+    ]
+
+
+def test_grid_sweep_runs_every_job_summarises_and_resumes(tmp_path):
+    sweep = tmp_path / "sweep"
+    result = multirun(sweep, *TINY, "augmix.severity=1,5", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = read_summary(sweep)
+    assert [row["overrides"].split()[-1] for row in rows] == ["augmix.severity=1", "augmix.severity=5"]
+    assert all(row["status"] == "finished" and 0 <= float(row["val/acc"]) <= 1 for row in rows)
+    assert (sweep / "sweep_summary.md").read_text().count("\n") == 4
+    for job in ("0", "1"):
+        assert (sweep / job / "checkpoints" / "last.ckpt").is_file()
+
+    # Job 1 "was killed" after its checkpoint: re-running the sweep skips job 0 and resumes job 1.
+    finished = json.loads((sweep / "0" / "metrics.json").read_text())
+    stamp = (sweep / "0" / "checkpoints" / "last.ckpt").stat().st_mtime_ns
+    killed = json.loads((sweep / "1" / "metrics.json").read_text())
+    (sweep / "1" / "metrics.json").write_text(json.dumps({**killed, "finished": False}))
+    again = multirun(sweep, *TINY, "augmix.severity=1,5", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-3000:]
+    log = again.stdout + again.stderr
+    assert "already holds a finished run" in log and "resuming from" in log
+    assert (sweep / "0" / "checkpoints" / "last.ckpt").stat().st_mtime_ns == stamp
+    assert json.loads((sweep / "0" / "metrics.json").read_text()) == finished
+    assert all(row["status"] == "finished" for row in read_summary(sweep))
+
+
+def test_a_bad_value_in_a_later_job_fails_before_any_job_runs(tmp_path):
+    sweep = tmp_path / "sweep"
+    result = multirun(sweep, *TINY, "augmix.severity=3,11", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "sweep job 1 (" in result.stderr and "augmix.severity=11 is invalid" in result.stderr
+    assert not (sweep / "0").exists(), "no job may start when any job's config is invalid"
+
+
+def test_an_unknown_override_fails_in_the_parent(tmp_path):
+    sweep = tmp_path / "sweep"
+    result = multirun(sweep, *TINY, "augmix.sevrity=1,3", cwd=tmp_path)
+    assert result.returncode != 0 and "sevrity" in result.stderr
+    assert not (sweep / "0").exists()
+
+
+def test_optuna_search_runs_trials_on_held_out_corruptions(tmp_path):
+    sweep = tmp_path / "optuna"
+    result = multirun(
+        sweep, "hparams_search=augmix_optuna", *TINY, "hydra.sweeper.n_trials=2",
+        "hydra.sweeper.sampler.n_startup_trials=2", "val_corruptions.limit=8", "val_corruptions.severities=[3]",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    best = OmegaConf.load(sweep / "optimization_results.yaml")
+    assert 0.0 <= best.best_value <= 1.0 and "augmix.severity" in best.best_params
+    metrics = [json.loads((sweep / job / "metrics.json").read_text()) for job in ("0", "1")]
+    assert all(0.0 <= m["val/corruption_error"] <= 1.0 for m in metrics)
+    assert best.best_value == min(m["val/corruption_error"] for m in metrics)
+    assert (sweep / "optuna.db").is_file()
+
+
+def test_optuna_config_tunes_on_held_out_data_and_corruptions():
+    with initialize_config_dir(config_dir=CONFIGS, version_base="1.3"):
+        cfg = compose("train", overrides=["hparams_search=augmix_optuna"], return_hydra_config=True)
+    assert cfg.optimized_metric == "val/corruption_error" and cfg.hydra.sweeper.direction == "minimize"
+    assert cfg.data.val_fraction > 0
+    assert list(cfg.val_corruptions.corruptions) == ["speckle_noise", "gaussian_blur", "spatter", "saturate"]
+    assert set(cfg.hydra.sweeper.params) == {
+        "augmix.severity", "augmix.width", "augmix.depth", "augmix.alpha", "loss.weight", "model.optimizer.lr"
+    }
+    with initialize_config_dir(config_dir=CONFIGS, version_base="1.3"):
+        accuracy = compose("train", overrides=["hparams_search=augmix_optuna", "optimized_metric=val/acc"], return_hydra_config=True)
+    assert accuracy.hydra.sweeper.direction == "maximize"
+
+
+def test_slurm_launcher_renders_submitit_parameters_from_the_trainer(tmp_path, monkeypatch):
+    overrides = [
+        "hydra/launcher=submitit_slurm", "experiment=imagenet_resnet50", "trainer=ddp", "trainer.devices=4",
+        "trainer.num_nodes=2", f"hydra.sweep.dir={tmp_path}", "hydra.job.name=augmix",
+    ]
+    with initialize_config_dir(config_dir=CONFIGS, version_base="1.3"):
+        cfg = compose("train", overrides=overrides, return_hydra_config=True)
+    launcher = cfg.hydra.launcher
+    assert launcher._target_.endswith("submitit_launcher.SlurmLauncher")
+    assert (launcher.nodes, launcher.tasks_per_node, launcher.gpus_per_node) == (2, 4, 4)
+
+    # Render the sbatch script the way the plugin does (its parameter mapping, submitit's executor).
+    # submitit insists on finding srun; a stub on PATH is enough to render without a cluster.
+    import submitit
+    from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
+
+    stub = tmp_path / "bin"
+    stub.mkdir()
+    (stub / "srun").write_text("#!/bin/sh\n")
+    (stub / "srun").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{stub}{os.pathsep}{os.environ['PATH']}")
+    params = OmegaConf.to_container(launcher, resolve=True)
+    params.pop("_target_")
+    executor = submitit.AutoExecutor(
+        folder=params.pop("submitit_folder"), cluster="slurm", slurm_max_num_timeout=params.pop("max_num_timeout")
+    )
+    base = set(OmegaConf.structured(BaseQueueConf).keys())
+    executor.update_parameters(**{k if k in base else f"slurm_{k}": v for k, v in params.items()})
+    sbatch = executor._executor._make_submission_file_text("python train.py", "uid")
+    for line in ("--nodes=2", "--ntasks-per-node=4", "--gpus-per-node=4", "--requeue", "--signal=USR2@120", "--time=1440"):
+        assert f"#SBATCH {line}" in sbatch, line
+
+
+def test_ddp_trainer_configs():
+    with initialize_config_dir(config_dir=CONFIGS, version_base="1.3"):
+        ddp = compose("train", overrides=["trainer=ddp", "trainer.sync_batchnorm=true"])
+        cpu = compose("train", overrides=["trainer=ddp_cpu"])
+    assert ddp.trainer.strategy == "ddp" and ddp.trainer.sync_batchnorm and ddp.trainer.accelerator == "gpu"
+    assert cpu.trainer.accelerator == "cpu" and cpu.trainer.devices == 2
+    assert not ddp.trainer.use_distributed_sampler and not cpu.trainer.use_distributed_sampler
+
+
+@pytest.mark.parametrize("metric, direction", [("val/acc", "maximize"), ("val/corruption_error", "minimize"), ("val/loss", "minimize")])
+def test_metric_direction(metric, direction):
+    from augmix.config import metric_direction
+
+    assert metric_direction(metric) == direction
