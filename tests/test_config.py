@@ -116,3 +116,8 @@ def test_backbone_typo_suggests_close_names():
 def test_schema_rejects_unknown_keys_and_wrong_types_at_composition(override):
     with pytest.raises(ConfigCompositionException):
         compose_train(override)
+
+
+def test_split_bn_with_sync_batchnorm_is_refused():
+    with pytest.raises(ConfigError, match="trainer.sync_batchnorm=True is invalid"):
+        validate(compose_train("model.split_bn=true", "trainer=ddp", "trainer.sync_batchnorm=true"))
