@@ -4,8 +4,10 @@
 schemas in Hydra's ConfigStore.
 """
 
-from augmix import models  # noqa: F401  (registers cifar_* models in timm)
-from augmix import config  # noqa: F401  (registers structured-config schemas)
+from augmix import (
+    config,  # noqa: F401  (registers structured-config schemas)
+    models,  # noqa: F401  (registers cifar_* models in timm)
+)
 from augmix.augment import AugMix, AugMixParams
 from augmix.losses import JSDLoss
 

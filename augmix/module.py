@@ -65,6 +65,8 @@ class AugMixModule(pl.LightningModule):
         self.test_acc = MulticlassAccuracy(num_classes, average="micro")
         self.val_corrupted_acc = MulticlassAccuracy(num_classes, average="micro")
         self.val_loss, self.test_loss = MeanMetric(), MeanMetric()
+        # epoch means of the loss terms, reduced across DDP ranks when the epoch ends
+        self.train_means = torch.nn.ModuleDict({name: MeanMetric() for name in ("loss", "ce", "jsd")})
         self.val_acc_best = MaxMetric()
         self.val_acc_best.persistent(True)  # survives resume: it is part of the checkpoint
         self.run_config: dict | None = None
@@ -94,10 +96,13 @@ class AugMixModule(pl.LightningModule):
         parts = self.loss(clean, augmented, target)
         batch_size = len(target)
         self.train_acc(clean.detach(), target if target.dim() == 1 else target.argmax(dim=1))
-        self.log("train/loss", parts.total, on_step=True, on_epoch=True, prog_bar=True, batch_size=batch_size)
-        self.log("train/ce", parts.cross_entropy, on_step=True, on_epoch=True, batch_size=batch_size)
+        terms = {"loss": parts.total, "ce": parts.cross_entropy}
         if augmented:
-            self.log("train/jsd", parts.consistency, on_step=True, on_epoch=True, batch_size=batch_size)
+            terms["jsd"] = parts.consistency
+        for name, value in terms.items():
+            self.log(f"train/{name}_step", value.detach(), prog_bar=name == "loss", batch_size=batch_size)
+            self.train_means[name].update(value.detach(), weight=batch_size)
+            self.log(f"train/{name}_epoch", self.train_means[name], on_step=False, on_epoch=True, batch_size=batch_size)
         self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, prog_bar=True, batch_size=batch_size)
         return parts.total
 
@@ -121,7 +126,7 @@ class AugMixModule(pl.LightningModule):
     def on_validation_epoch_end(self) -> None:
         acc = self.val_acc.compute()
         self.val_acc_best.update(acc)
-        self.log("val/acc", acc, prog_bar=True, sync_dist=False)
+        self.log("val/acc", acc, prog_bar=True)
         self.log("val/loss", self.val_loss.compute(), prog_bar=True)
         self.log("val/acc_best", self.val_acc_best.compute())
         if self.val_acc5 is not None:

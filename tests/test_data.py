@@ -11,7 +11,7 @@ from hydra.utils import instantiate
 
 from augmix.data import AugMixDataModule, RandomCropFlip, RandomResizedCropFlip, ResizeCenterCrop
 from augmix.data import sources
-from augmix.data.batches import AugMixViews, BatchAssembler, BatchKey, KeyedBatchSampler
+from augmix.data.batches import AugMixViews, KeyedBatchSampler
 from augmix.errors import DataError
 from augmix.random import keyed_generator
 from tests.conftest import compose_train, write_cifar100

@@ -13,7 +13,7 @@ import torch
 from hydra.utils import instantiate
 
 from augmix.data.batches import AugMixViews
-from augmix.module import CONFIG_KEY, AugMixModule
+from augmix.module import CONFIG_KEY
 from tests.conftest import ROOT, compose_train
 from tests.test_ops import natural_images
 

@@ -22,7 +22,6 @@ from torch.utils.data import DataLoader
 from augmix.augment import AugMix
 from augmix.config import AugMixConfig, validate_augmix, validate_mixing
 from augmix.data import sources
-from augmix.data.corrupted import HELD_OUT_CORRUPTIONS, CorruptedSource
 from augmix.data.batches import (
     ERASE_STREAM,
     MIX_STREAM,
@@ -33,6 +32,7 @@ from augmix.data.batches import (
     Normalize,
     SampleTransform,
 )
+from augmix.data.corrupted import HELD_OUT_CORRUPTIONS, CorruptedSource
 from augmix.erasing import RandomErasing
 from augmix.errors import ConfigError, DataError
 from augmix.mixing import MixUpCutMix
