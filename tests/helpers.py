@@ -15,8 +15,8 @@ class CrashAtEpochStart(pl.Callback):
 
 
 class PauseAtBatch(pl.Callback):
-    """Writes ``marker`` at (epoch, batch) and waits there until a SIGTERM arrives, so a test can
-    signal a real run at a known point instead of racing it."""
+    """Writes ``marker`` at (epoch, batch) and waits there until a stop signal arrives (SIGTERM, or
+    one the Preemption callback caught), so a test can signal a real run at a known point."""
 
     def __init__(self, epoch: int, batch: int, marker: str, timeout: float = 120.0) -> None:
         self.epoch, self.batch, self.marker, self.timeout = epoch, batch, marker, timeout
@@ -29,5 +29,11 @@ class PauseAtBatch(pl.Callback):
             return
         Path(self.marker).write_text("waiting for SIGTERM")
         deadline = time.time() + self.timeout
-        while not trainer.received_sigterm and time.time() < deadline:
+        from augmix.reliability import Preemption
+
+        def signalled() -> bool:
+            caught = any(c.requested is not None for c in trainer.callbacks if isinstance(c, Preemption))
+            return trainer.received_sigterm or caught
+
+        while not signalled() and time.time() < deadline:
             time.sleep(0.05)

@@ -123,7 +123,8 @@ def test_wandb_run_is_reattached_on_resume(tmp_path):
     assert len(runs) == 2 and all(name.endswith(first) for name in runs), runs
 
 
-def test_sigterm_saves_mid_epoch_and_the_run_resumes(tmp_path):
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGUSR1], ids=["SIGTERM", "SIGUSR1"])
+def test_stop_signal_saves_mid_epoch_and_the_run_resumes(tmp_path, stop):
     out, marker = tmp_path / "run", tmp_path / "paused"
     env = {**os.environ, "WANDB_MODE": "disabled"}
     command = [
@@ -139,10 +140,10 @@ def test_sigterm_saves_mid_epoch_and_the_run_resumes(tmp_path):
             process.kill()
             pytest.fail(f"the run never reached the pause point: {process.communicate()[1][-2000:]}")
         time.sleep(0.1)
-    process.send_signal(signal.SIGTERM)
+    process.send_signal(stop)
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 0, stderr[-2000:]
-    assert "SIGTERM: saved" in stderr and "Traceback" not in stderr
+    assert f"{stop.name}: saved" in stderr and "Traceback" not in stderr
     checkpoint = torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)
     assert checkpoint["global_step"] == 5 + 3, "saved after the batch in flight: epoch 1, batch 3"
     assert checkpoint["AugMixDataModule"]["resume_point"] == [1, 3]

@@ -79,3 +79,15 @@ def test_resume_from_last_checkpoint_continues_the_run(tmp_path):
 def test_single_view_modes_train_with_plain_cross_entropy(tmp_path, overrides):
     metrics = fit(tmp_path, *SHORT, *overrides)
     assert "train/jsd_epoch" not in metrics and metrics["train/ce_epoch"] == pytest.approx(metrics["train/loss_epoch"])
+
+
+def test_channels_last_option_trains(tmp_path):
+    metrics = fit(tmp_path, *SHORT, "model.channels_last=true")
+    assert metrics["train/loss_epoch"] > 0
+
+
+@pytest.mark.slow
+def test_torch_compile_option_trains_and_keeps_plain_checkpoint_keys(tmp_path):
+    fit(tmp_path, *SHORT, "model.compile=true")
+    state = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+    assert all(key.startswith("net.") and "_orig_mod" not in key for key in state)
