@@ -105,7 +105,7 @@ def test_split_bn_checkpoint_loads_into_the_plain_backbone_without_auxiliary_key
 def test_quickstart_with_mixup_and_jsd_reports_accuracy_and_the_loss_decreases(tmp_path):
     metrics = fit(tmp_path, "augmix.mixup.alpha=1.0", "+trainer.limit_train_batches=6", "+trainer.limit_val_batches=1",
                   "trainer.max_epochs=3")
-    assert 0.0 <= metrics["val/acc"] <= 1.0 and 0.0 <= metrics["train/acc"] <= 1.0 and metrics["train/jsd"] > 0
+    assert 0.0 <= metrics["val/acc"] <= 1.0 and 0.0 <= metrics["train/acc"] <= 1.0 and metrics["train/jsd_epoch"] > 0
     rows = list(csv.DictReader((next(tmp_path.glob("csv/*/metrics.csv"))).open()))
     epoch_losses = [float(r["train/loss_epoch"]) for r in rows if r.get("train/loss_epoch")]
     assert len(epoch_losses) == 3 and epoch_losses[-1] < epoch_losses[0]

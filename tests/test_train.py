@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import timm
 import torch
 from PIL import Image
 
@@ -90,4 +91,6 @@ def test_channels_last_option_trains(tmp_path):
 def test_torch_compile_option_trains_and_keeps_plain_checkpoint_keys(tmp_path):
     fit(tmp_path, *SHORT, "model.compile=true")
     state = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
-    assert all(key.startswith("net.") and "_orig_mod" not in key for key in state)
+    plain = timm.create_model("cifar_wrn16_1", num_classes=10).state_dict()
+    assert {k for k in state if k.startswith("net.")} == {f"net.{k}" for k in plain}
+    assert not any("_orig_mod" in key for key in state)
