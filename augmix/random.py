@@ -14,6 +14,15 @@ from torch import Tensor
 
 _TINY = float(np.finfo(np.float64).tiny)
 
+# Stream ids: the first key part after the seed, so differently used streams of one batch are
+# independent. Every keyed stream of the project is listed here, so two can never collide.
+ORDER_STREAM = 0  # sample order of an epoch
+CROP_STREAM = 1  # per-sample crops and flips
+AUGMIX_STREAM = 2  # AugMix parameters
+MIX_STREAM = 3  # MixUp / CutMix draws
+ERASE_STREAM = 4  # random erasing
+STEP_STREAM = 5  # torch's global RNG before each training step (dropout, drop-path)
+
 
 def stream_seed(*key: int) -> int:
     """A well-mixed 63-bit seed for a tuple of non-negative integers (order matters)."""

@@ -19,9 +19,7 @@ import torch
 from pytorch_lightning.callbacks import ModelCheckpoint
 
 from augmix.errors import AugMixError
-from augmix.random import stream_seed
-
-GLOBAL_STREAM = 3  # after the order/crop/AugMix streams of augmix.data.batches
+from augmix.random import STEP_STREAM, stream_seed
 
 
 class DivergenceError(AugMixError):
@@ -44,7 +42,7 @@ class StepSeeding(pl.Callback):
         self.seed = seed
 
     def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int) -> None:
-        torch.manual_seed(stream_seed(self.seed, GLOBAL_STREAM, trainer.global_rank, trainer.current_epoch, batch_idx))
+        torch.manual_seed(stream_seed(self.seed, STEP_STREAM, trainer.global_rank, trainer.current_epoch, batch_idx))
 
 
 class Preemption(pl.Callback):

@@ -14,10 +14,9 @@ from torch.utils.data import Dataset, Sampler
 
 from augmix.augment import AugMix
 from augmix.data.sources import ImageSource
-from augmix.random import keyed_generator
+from augmix.random import AUGMIX_STREAM, CROP_STREAM, ORDER_STREAM, keyed_generator
 
 # Stream ids keep the differently used streams of one batch independent.
-ORDER_STREAM, CROP_STREAM, AUGMIX_STREAM, MIX_STREAM, ERASE_STREAM = 0, 1, 2, 3, 4
 
 
 @dataclass(frozen=True)

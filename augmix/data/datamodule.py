@@ -23,8 +23,6 @@ from augmix.augment import AugMix
 from augmix.config import AugMixConfig, validate_augmix, validate_mixing
 from augmix.data import sources
 from augmix.data.batches import (
-    ERASE_STREAM,
-    MIX_STREAM,
     AugMixViews,
     BatchAssembler,
     BatchKey,
@@ -36,7 +34,7 @@ from augmix.data.corrupted import HELD_OUT_CORRUPTIONS, CorruptedSource
 from augmix.erasing import RandomErasing
 from augmix.errors import ConfigError, DataError
 from augmix.mixing import MixUpCutMix
-from augmix.random import keyed_generator
+from augmix.random import ERASE_STREAM, MIX_STREAM, keyed_generator
 
 
 class AugMixDataModule(pl.LightningDataModule):
