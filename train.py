@@ -8,14 +8,14 @@ import hydra
 from omegaconf import DictConfig
 
 from augmix.cli import report_errors
-from augmix.training import objective, train
+from augmix.training import run
 
 
 @hydra.main(version_base="1.3", config_path="configs", config_name="train")
 @report_errors
 def main(cfg: DictConfig) -> float | None:
     """Returns ``optimized_metric`` for Hydra sweepers (Optuna)."""
-    return objective(train(cfg), cfg.get("optimized_metric"))
+    return run(cfg)
 
 
 if __name__ == "__main__":

@@ -7,9 +7,11 @@ import math
 from pathlib import Path
 
 import pytorch_lightning as pl
+from pytorch_lightning.callbacks import EarlyStopping
 import torch
 from torchvision.utils import make_grid, save_image
 
+from augmix.fingerprint import run_fingerprint
 from augmix.io import write_json
 
 METRICS_FILE = "metrics.json"
@@ -49,7 +51,7 @@ class MetricsJSON(pl.Callback):
         self.path = Path(path)
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._write(trainer, finished=True)
+        self._write(trainer, finished=completed_budget(trainer))
 
     def _write(self, trainer: pl.Trainer, finished: bool = False) -> None:
         if not trainer.is_global_zero or trainer.sanity_checking:
@@ -68,10 +70,22 @@ class MetricsJSON(pl.Callback):
         metrics["global_step"] = trainer.global_step
         metrics["finished"] = finished
         metrics["max_epochs"] = trainer.max_epochs
+        run_config = getattr(trainer.lightning_module, "run_config", None)
+        if run_config is not None:
+            metrics["fingerprint"] = run_fingerprint(run_config)
         write_json(self.path, metrics)
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._write(trainer)
+
+
+def completed_budget(trainer: pl.Trainer) -> bool:
+    """Did fit end because the run is done (epochs or steps used up, early stopping), rather than
+    because ``max_time`` ran out? Only done runs may be skipped when a sweep is re-run."""
+    epochs_done = trainer.max_epochs is not None and trainer.max_epochs >= 0 and trainer.current_epoch >= trainer.max_epochs
+    steps_done = trainer.max_steps > 0 and trainer.global_step >= trainer.max_steps
+    early_stopped = any(isinstance(c, EarlyStopping) and c.stopped_epoch > 0 for c in trainer.callbacks)
+    return epochs_done or steps_done or early_stopped
 
 
 def read_metrics(path: Path) -> dict:

@@ -8,6 +8,7 @@ whole config and raises a one-line ``ConfigError`` naming the key, before any da
 from __future__ import annotations
 
 import difflib
+import hashlib
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, Optional
@@ -80,9 +81,15 @@ def metric_direction(metric: str) -> str:
     return "maximize" if "acc" in metric.rsplit("/", 1)[-1] else "minimize"
 
 
+def short_hash(text: str) -> str:
+    """8 hex digits naming a sweep job folder after its overrides (see hparams_search)."""
+    return hashlib.sha256(str(text).encode()).hexdigest()[:8]
+
+
 register_schemas()
-if not OmegaConf.has_resolver("metric_direction"):
-    OmegaConf.register_new_resolver("metric_direction", metric_direction)
+for _name, _resolver in (("metric_direction", metric_direction), ("short_hash", short_hash)):
+    if not OmegaConf.has_resolver(_name):
+        OmegaConf.register_new_resolver(_name, _resolver)
 # configs/hydra/launcher/submitit_slurm.yaml deliberately shares the plugin's node name, so that
 # `hydra/launcher=submitit_slurm` gets this project's defaults. Hydra then also type-checks it
 # against the plugin's schema and warns that such matching is deprecated; the file is complete on
@@ -179,6 +186,12 @@ def validate_data(data: DictConfig) -> None:
     fraction = data.get("val_fraction", 0.0)
     if not _is_number(fraction) or not 0.0 <= fraction < 1.0:
         _fail("data.val_fraction", fraction, "must be in [0, 1): the share of the training set held out for validation")
+    for key in ("mean", "std"):
+        values = data.get(key)
+        if not isinstance(values, (list, tuple, ListConfig)) or len(values) != 3 or not all(_is_number(v) for v in values):
+            _fail(f"data.{key}", values, "must be a list of 3 numbers, one per RGB channel")
+    if any(v <= 0 for v in data.get("std")):
+        _fail("data.std", data.get("std"), "must be positive")
     if not _is_int(data.get("num_classes")) or data.get("num_classes") < 2:
         _fail("data.num_classes", data.get("num_classes"), "must be an integer >= 2")
 
@@ -214,6 +227,47 @@ def validate_trainer(trainer: DictConfig) -> None:
         _fail("trainer.max_epochs", epochs, "must be an integer >= 1")
 
 
+#: Metrics a run can hand to a sweeper, and what has to be configured for each to exist.
+OPTIMIZABLE = {
+    "val/acc": None,
+    "val/acc5": None,
+    "val/acc_best": None,
+    "val/loss": None,
+    "val/corruption_error": "val_corruptions",
+    "test/acc": "test",
+    "test/loss": "test",
+    "robustness/clean_error": "evaluate_after_fit",
+    "robustness/mean_corruption_error": "evaluate_after_fit",
+}
+
+
+def validate_objective(cfg: DictConfig) -> None:
+    name = cfg.get("optimized_metric")
+    if name is None:
+        return
+    if name not in OPTIMIZABLE:
+        _fail("optimized_metric", name, f"must be one of {list(OPTIMIZABLE)}")
+    needs = OPTIMIZABLE[name]
+    if needs and not cfg.get(needs):
+        _fail("optimized_metric", name, f"is only logged with {needs} set (e.g. val_corruptions=held_out, test=true)")
+
+
+def validate_val_corruptions(node: DictConfig | None) -> None:
+    if node is None:
+        return
+    from augmix.corruptions import ALL_CORRUPTIONS
+
+    names = node.get("corruptions")
+    if not names or any(c not in ALL_CORRUPTIONS for c in names):
+        _fail("val_corruptions.corruptions", names, f"must be a non-empty list drawn from {list(ALL_CORRUPTIONS)}")
+    severities = node.get("severities")
+    if not severities or any(s not in (1, 2, 3, 4, 5) for s in severities):
+        _fail("val_corruptions.severities", severities, "must be a non-empty list drawn from [1, 2, 3, 4, 5]")
+    limit = node.get("limit")
+    if limit is not None and (not _is_int(limit) or limit < 1):
+        _fail("val_corruptions.limit", limit, "must be null (the whole validation split) or an integer >= 1")
+
+
 def validate(cfg: DictConfig) -> None:
     """Check a composed training config; raises ConfigError with a one-line message."""
     if not _is_int(cfg.get("seed")) or cfg.get("seed") < 0:
@@ -221,6 +275,8 @@ def validate(cfg: DictConfig) -> None:
     validate_augmix(cfg.augmix)
     validate_mixing(cfg.augmix)
     validate_data(cfg.data)
+    validate_objective(cfg)
+    validate_val_corruptions(cfg.get("val_corruptions"))
     validate_model(cfg.model)
     if cfg.model.get("split_bn") and cfg.trainer.get("sync_batchnorm"):
         _fail("trainer.sync_batchnorm", True, "would turn the auxiliary BatchNorm of model.split_bn=true back into one shared BN; turn one of them off")

@@ -15,6 +15,7 @@ import math
 import torch
 from torch import Tensor
 
+from augmix.execution import to_device
 from augmix.mixing import box_masks
 
 ERASE_MODES = ("const", "rand", "pixel")
@@ -56,7 +57,7 @@ def erase(images: Tensor, boxes: Tensor, mode: str, generator: torch.Generator) 
     full noise batch.
     """
     count, channels, height, width = images.shape
-    inside = box_masks(boxes, height, width, images.device)
+    inside = box_masks(to_device(boxes, images.device), height, width, images.device)
     if mode == "const":
         return images.masked_fill(inside, 0.0)
     noise_generator = torch.Generator(device=images.device)

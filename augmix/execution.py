@@ -111,6 +111,14 @@ def plan_chunk(
     return ChunkPlan(start, stop, tuple(steps), restore, chain_weights[start:stop], mix_weight[start:stop])
 
 
+def to_device(tensor: Tensor, device: torch.device) -> Tensor:
+    """A small host tensor on ``device`` without the host waiting for the device's queue: pinned and
+    non-blocking on CUDA (a pageable copy would synchronise), as ``upload`` does for the plans."""
+    if device.type != "cuda" or tensor.device == device:
+        return tensor.to(device)
+    return tensor.pin_memory().to(device, non_blocking=True)
+
+
 def upload(plans: list[ChunkPlan], device: torch.device) -> list[ChunkPlan]:
     """Move every tensor of ``plans`` to ``device`` in one pinned, non-blocking copy.
 

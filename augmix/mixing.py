@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from augmix.execution import to_device
 from augmix.random import sample_beta
 
 MIX_MODES = ("batch", "pair", "elem")
@@ -38,6 +39,9 @@ class MixParams:
     lam: Tensor  # (B,) float32
     cutmix: Tensor  # (B,) bool
     boxes: Tensor  # (B, 4) int64
+
+    def to(self, device: torch.device) -> MixParams:
+        return MixParams(*(to_device(t.contiguous(), device) for t in (self.lam, self.cutmix, self.boxes)))
 
 
 def cutmix_boxes(lam: Tensor, height: int, width: int, cy: Tensor, cx: Tensor) -> Tensor:
@@ -150,5 +154,5 @@ class MixUpCutMix:
     def __call__(self, views: Sequence[Tensor], target: Tensor, generator: torch.Generator) -> tuple[list[Tensor], Tensor]:
         """Mix every view with one shared draw; returns the mixed views and soft targets (B, classes)."""
         batch, _, height, width = views[0].shape
-        params = self.sample(batch, height, width, generator)
+        params = self.sample(batch, height, width, generator).to(views[0].device)  # drawn on the host, sent once
         return [mix_images(v, params) for v in views], mix_targets(target, self.num_classes, params.lam)

@@ -16,6 +16,7 @@ from torchmetrics import MaxMetric, MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
 import augmix.models  # noqa: F401  (registers the paper's CIFAR architectures in timm)
+from augmix.errors import ConfigError
 from augmix.losses import JSDLoss
 from augmix.models.split_bn import convert_split_bn
 
@@ -56,14 +57,16 @@ class AugMixModule(pl.LightningModule):
         self.net = timm.create_model(backbone, num_classes=num_classes, pretrained=pretrained, **(backbone_kwargs or {}))
         if split_bn:
             convert_split_bn(self.net, num_views=3)
+            if not any(name.endswith("aux_bn") for name, _ in self.net.named_modules()):
+                raise ConfigError(f"model.split_bn=true is invalid: {backbone} has no BatchNorm layers to split")
         self.loss = loss if loss is not None else JSDLoss()
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         top5 = num_classes > 5
-        self.train_acc = MulticlassAccuracy(num_classes, average="micro")
-        self.val_acc = MulticlassAccuracy(num_classes, average="micro")
-        self.val_acc5 = MulticlassAccuracy(num_classes, top_k=5, average="micro") if top5 else None
-        self.test_acc = MulticlassAccuracy(num_classes, average="micro")
-        self.val_corrupted_acc = MulticlassAccuracy(num_classes, average="micro")
+        self.train_acc = MulticlassAccuracy(num_classes, average="micro", validate_args=False)
+        self.val_acc = MulticlassAccuracy(num_classes, average="micro", validate_args=False)
+        self.val_acc5 = MulticlassAccuracy(num_classes, top_k=5, average="micro", validate_args=False) if top5 else None
+        self.test_acc = MulticlassAccuracy(num_classes, average="micro", validate_args=False)
+        self.val_corrupted_acc = MulticlassAccuracy(num_classes, average="micro", validate_args=False)
         self.val_loss, self.test_loss = MeanMetric(), MeanMetric()
         # epoch means of the loss terms, reduced across DDP ranks when the epoch ends
         self.train_means = torch.nn.ModuleDict({name: MeanMetric() for name in ("loss", "ce", "jsd")})
@@ -125,7 +128,8 @@ class AugMixModule(pl.LightningModule):
 
     def on_validation_epoch_end(self) -> None:
         acc = self.val_acc.compute()
-        self.val_acc_best.update(acc)
+        if not self.trainer.sanity_checking:  # a few sanity batches are not the validation set
+            self.val_acc_best.update(acc)
         self.log("val/acc", acc, prog_bar=True)
         self.log("val/loss", self.val_loss.compute(), prog_bar=True)
         self.log("val/acc_best", self.val_acc_best.compute())

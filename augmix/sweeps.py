@@ -48,6 +48,7 @@ class SweepSummary(Callback):
         from hydra import compose
 
         from augmix.config import validate
+        from augmix.training import check_multirun
 
         Path(config.hydra.sweep.dir).mkdir(parents=True, exist_ok=True)  # e.g. for Optuna's SQLite study
         task_overrides = list(config.hydra.overrides.task)
@@ -55,9 +56,13 @@ class SweepSummary(Callback):
             jobs = grid_jobs(task_overrides)
         else:  # Optuna and friends sample their own values; check the fixed part of the config
             jobs = [task_overrides]
+        local = str(config.hydra.launcher.get("_target_", "")).endswith("BasicLauncher")
         for number, job in enumerate(jobs):
             try:
-                validate(compose(config_name=self.config_name, overrides=job))
+                job_config = compose(config_name=self.config_name, overrides=job)
+                validate(job_config)
+                if local:
+                    check_multirun(job_config)
             except ConfigError as error:
                 # Hydra only warns about exceptions raised in callbacks; exiting is what stops the sweep
                 print(f"Error: sweep job {number} ({' '.join(job)}): {error}", file=sys.stderr, flush=True)
@@ -79,7 +84,10 @@ def _job_row(job_dir: Path) -> dict[str, Any]:
     metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
     row: dict[str, Any] = {"job": job_dir.name, "overrides": " ".join(overrides)}
     row.update({name: metrics.get(name) for name in SUMMARY_METRICS})
-    row["status"] = "finished" if metrics.get("finished") else ("running or stopped" if metrics else "not started")
+    if metrics.get("diverged"):
+        row["status"] = "diverged"
+    else:
+        row["status"] = "finished" if metrics.get("finished") else ("running or stopped" if metrics else "not started")
     return row
 
 

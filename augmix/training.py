@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import logging
-import os
+import sys
 import warnings
 from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
 import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.errors import InstantiationException
+from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import Callback, LearningRateMonitor
@@ -17,18 +20,16 @@ from pytorch_lightning.callbacks import Callback, LearningRateMonitor
 from augmix.callbacks import METRICS_FILE, read_metrics
 from augmix.config import validate
 from augmix.data import AugMixDataModule
-from augmix.errors import CheckpointError, ConfigError
+from augmix.environment import is_externally_launched, is_global_rank_zero
+from augmix.errors import AugMixError, CheckpointError, ConfigError
 from augmix.evaluation import check_evaluate_after_fit, evaluate_after_fit
-from augmix.io import AtomicCheckpointIO
+from augmix.fingerprint import run_fingerprint
+from augmix.io import AtomicCheckpointIO, write_json
 from augmix.loggers import build_loggers, finish_wandb
-from augmix.module import WANDB_RUN_ID_KEY, AugMixModule
+from augmix.module import CONFIG_KEY, WANDB_RUN_ID_KEY, AugMixModule
+from augmix.reliability import DivergenceError
 
 log = logging.getLogger(__name__)
-
-
-def _is_launcher_rank_zero() -> bool:
-    """True in the process that Hydra started (not in DDP worker processes Lightning spawns)."""
-    return int(os.environ.get("LOCAL_RANK", "0")) == 0 and int(os.environ.get("NODE_RANK", "0")) == 0
 
 
 def build_callbacks(config: DictConfig | None, has_logger: bool) -> list[Callback]:
@@ -42,12 +43,22 @@ def build_callbacks(config: DictConfig | None, has_logger: bool) -> list[Callbac
     return callbacks
 
 
-def finished_metrics(output_dir: Path, max_epochs: int | None) -> dict[str, Any] | None:
-    """The final metrics of a run that already completed in ``output_dir`` with the same budget."""
+def finished_metrics(output_dir: Path, max_epochs: int | None, fingerprint: str) -> dict[str, Any] | None:
+    """The final metrics of a run that completed in ``output_dir`` with the same settings and
+    budget; a ConfigError when the folder holds a run with other settings."""
     metrics = read_metrics(output_dir / METRICS_FILE)
+    if metrics.get("fingerprint") not in (None, fingerprint):
+        raise ConfigError(_foreign_run(output_dir))
     if metrics.get("finished") and metrics.get("max_epochs") == max_epochs:
         return metrics
     return None
+
+
+def _foreign_run(output_dir: Path) -> str:
+    return (
+        f"{output_dir} holds a run with different settings; resuming or skipping it would mix two runs. "
+        "Use a fresh output dir (hydra.run.dir=... or hydra.sweep.dir=...), or resume=false to start over elsewhere"
+    )
 
 
 def resume_checkpoint(cfg: DictConfig, output_dir: Path) -> str | None:
@@ -61,48 +72,85 @@ def resume_checkpoint(cfg: DictConfig, output_dir: Path) -> str | None:
     return str(last) if cfg.get("resume", True) and last.is_file() else None
 
 
-def checkpoint_run_id(path: str | None) -> str | None:
-    """The wandb run id stored in a checkpoint, so a resumed run logs into the same wandb run."""
-    if path is None:
-        return None
+def read_checkpoint_metadata(path: str) -> dict[str, Any]:
+    """A checkpoint's stored config and wandb run id, memory-mapped rather than read whole."""
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception as error:  # noqa: BLE001  (any unreadable file is the same user problem)
         raise CheckpointError(f"cannot read checkpoint {path} ({error}); it may be truncated or not a checkpoint") from None
-    return checkpoint.get(WANDB_RUN_ID_KEY)
+    return {"config": checkpoint.get(CONFIG_KEY), "wandb_run_id": checkpoint.get(WANDB_RUN_ID_KEY)}
+
+
+def lightning_starts_processes(trainer: DictConfig) -> bool:
+    """Would Lightning start the DDP processes itself (re-running this command line in each)?"""
+    strategy = str(trainer.get("strategy", "auto"))
+    several = trainer.get("devices") not in (1, "1", None) or int(trainer.get("num_nodes") or 1) > 1
+    return several and "ddp" in strategy and "spawn" not in strategy and not is_externally_launched()
+
+
+def in_multirun() -> bool:
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+def check_multirun(cfg: DictConfig) -> None:
+    """Lightning's DDP launcher re-runs the whole command line, ``-m`` and sweep included, in every
+    process it starts: each would run its own sweep (and ask Optuna for its own trials)."""
+    if lightning_starts_processes(cfg.trainer):
+        raise ConfigError(
+            f"trainer.strategy={cfg.trainer.get('strategy')} with trainer.devices={cfg.trainer.get('devices')} cannot run "
+            "inside a local multirun (-m): Lightning would start a copy of the whole sweep in each process. "
+            "Launch multi-GPU sweeps with hydra/launcher=submitit_slurm (one task per GPU), or sweep single-process jobs"
+        )
+
+
+def instantiate_node(node: DictConfig, **kwargs: Any) -> Any:
+    """``hydra.utils.instantiate`` that lets the project's own one-line errors through unwrapped."""
+    try:
+        return instantiate(node, **kwargs)
+    except InstantiationException as error:
+        if isinstance(error.__cause__, AugMixError):
+            raise error.__cause__ from None
+        raise
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Train (or resume) as configured; returns the final metrics.
 
-    A run dir whose run already finished with the same ``trainer.max_epochs`` is skipped and its
-    metrics returned; one with a ``last.ckpt`` resumes from it. Re-running a killed sweep
-    therefore skips finished jobs and resumes the others.
+    A run dir whose run already finished with the same settings and ``trainer.max_epochs`` is
+    skipped and its metrics returned; one with a ``last.ckpt`` of the same settings resumes from
+    it. Re-running a killed sweep therefore skips finished jobs and resumes the others.
     """
     validate(cfg)
     check_evaluate_after_fit(cfg)
+    if in_multirun():
+        check_multirun(cfg)
     output_dir = Path(cfg.paths.output_dir)
-    done = finished_metrics(output_dir, cfg.trainer.get("max_epochs"))
+    run_config = OmegaConf.to_container(cfg, resolve=True)
+    fingerprint = run_fingerprint(run_config)
+    done = finished_metrics(output_dir, cfg.trainer.get("max_epochs"), fingerprint)
     if done is not None:
         log.info(f"{output_dir} already holds a finished run; returning its metrics without training")
         return done
     ckpt_path = resume_checkpoint(cfg, output_dir)
+    metadata = read_checkpoint_metadata(ckpt_path) if ckpt_path else {}
+    if ckpt_path and not cfg.get("ckpt_path") and metadata["config"] and run_fingerprint(metadata["config"]) != fingerprint:
+        raise ConfigError(_foreign_run(output_dir))
     if ckpt_path:
         log.info(f"resuming from {ckpt_path}")
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
 
-    datamodule: AugMixDataModule = instantiate(
+    datamodule: AugMixDataModule = instantiate_node(
         cfg.data, augmix=cfg.augmix, seed=cfg.seed, val_corruptions=cfg.get("val_corruptions")
     )
-    if _is_launcher_rank_zero():
+    if is_global_rank_zero():
         datamodule.prepare_data()  # fail now, not after the model is built, if data is missing
 
-    model: AugMixModule = instantiate(cfg.model, loss=instantiate(cfg.loss))
-    model.run_config = OmegaConf.to_container(cfg, resolve=True)
+    model: AugMixModule = instantiate_node(cfg.model, loss=instantiate_node(cfg.loss))
+    model.run_config = run_config
 
-    loggers = build_loggers(cfg.get("logger"), resume_id=checkpoint_run_id(ckpt_path))
+    loggers = build_loggers(cfg.get("logger"), resume_id=metadata.get("wandb_run_id"))
     callbacks = build_callbacks(cfg.get("callbacks"), has_logger=bool(loggers))
-    trainer: pl.Trainer = instantiate(
+    trainer: pl.Trainer = instantiate_node(
         cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()]
     )
     for logger in loggers:
@@ -122,6 +170,23 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     finally:
         finish_wandb(loggers)
     return metrics
+
+
+def run(cfg: DictConfig) -> float | None:
+    """``train.py``'s task: train, then hand ``optimized_metric`` to the sweeper.
+
+    In a multirun a diverged job is reported, marked in its ``metrics.json`` and scored NaN (Optuna
+    records the trial as failed), so one unlucky point does not stop the whole sweep.
+    """
+    try:
+        return objective(train(cfg), cfg.get("optimized_metric"))
+    except DivergenceError as error:
+        if not in_multirun():
+            raise
+        print(f"Error: {error}", file=sys.stderr, flush=True)
+        path = Path(cfg.paths.output_dir) / METRICS_FILE
+        write_json(path, {**read_metrics(path), "diverged": True, "finished": False})
+        return float("nan")
 
 
 def objective(metrics: dict[str, Any], name: str | None) -> float | None:

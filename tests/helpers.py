@@ -14,6 +14,17 @@ class CrashAtEpochStart(pl.Callback):
             raise RuntimeError(f"simulated crash at the start of epoch {self.epoch}")
 
 
+class CrashAtBatchStart(pl.Callback):
+    """Raises at the start of training batch ``batch`` of the first epoch it runs."""
+
+    def __init__(self, batch: int) -> None:
+        self.batch = batch
+
+    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch, batch_idx: int) -> None:
+        if batch_idx == self.batch:
+            raise RuntimeError(f"simulated crash at the start of batch {self.batch}")
+
+
 class PauseAtBatch(pl.Callback):
     """Writes ``marker`` at (epoch, batch) and waits there until a stop signal arrives (SIGTERM, or
     one the Preemption callback caught), so a test can signal a real run at a known point."""

@@ -60,9 +60,7 @@ def test_every_experiment_composes_validates_and_instantiates(experiment, tmp_pa
     assert data.num_classes == cfg.data.num_classes
     loss = instantiate(cfg.loss)
     assert isinstance(loss, JSDLoss)
-    if cfg.model.backbone != "resnet50" or experiment == "imagenet_resnet50":
-        model = instantiate(cfg.model, loss=loss)
-        assert isinstance(model, AugMixModule)
+    assert isinstance(instantiate(cfg.model, loss=loss), AugMixModule)
     callbacks = build_callbacks(cfg.callbacks, has_logger=True)
     assert {type(c).__name__ for c in callbacks} >= {"ModelCheckpoint", "AugMixSamples", "MetricsJSON"}
     trainer_cfg = OmegaConf.to_container(cfg.trainer)
@@ -97,6 +95,11 @@ def test_logger_choices_compose(logger):
         ("loss.label_smoothing=1.0", "loss.label_smoothing=1.0 is invalid"),
         ("trainer.max_epochs=0", "trainer.max_epochs=0 is invalid"),
         ("seed=-3", "seed=-3 is invalid"),
+        ("optimized_metric=val/corruption_eror", "optimized_metric='val/corruption_eror' is invalid: must be one of"),
+        ("optimized_metric=val/corruption_error", "optimized_metric='val/corruption_error' is invalid: is only logged with val_corruptions"),
+        ("optimized_metric=test/acc", "optimized_metric='test/acc' is invalid: is only logged with test"),
+        ("data.mean=[0.5]", "data.mean=[0.5] is invalid: must be a list of 3 numbers"),
+        ("data.std=[0.5,0,0.5]", "data.std=[0.5, 0, 0.5] is invalid: must be positive"),
     ],
 )
 def test_bad_values_get_one_line_errors_naming_the_key(override, message):
@@ -121,3 +124,24 @@ def test_schema_rejects_unknown_keys_and_wrong_types_at_composition(override):
 def test_split_bn_with_sync_batchnorm_is_refused():
     with pytest.raises(ConfigError, match="trainer.sync_batchnorm=True is invalid"):
         validate(compose_train("model.split_bn=true", "trainer=ddp", "trainer.sync_batchnorm=true"))
+
+
+@pytest.mark.parametrize(
+    "override, key",
+    [
+        ("val_corruptions.corruptions=[fog,rain]", "val_corruptions.corruptions"),
+        ("val_corruptions.severities=[0]", "val_corruptions.severities"),
+        ("val_corruptions.limit=0", "val_corruptions.limit"),
+    ],
+)
+def test_held_out_corruption_settings_are_checked(override, key):
+    with pytest.raises(ConfigError, match=f"^{key}="):
+        validate(compose_train("val_corruptions=held_out", override))
+
+
+def test_split_bn_on_a_model_without_batchnorm_is_refused():
+    from augmix.training import instantiate_node
+
+    cfg = compose_train("model.split_bn=true", "model.backbone=convnext_atto")
+    with pytest.raises(ConfigError, match="has no BatchNorm layers"):
+        instantiate_node(cfg.model, loss=instantiate(cfg.loss))

@@ -39,12 +39,44 @@ def test_two_epochs_equal_one_epoch_stop_and_resume_bitwise(tmp_path):
     with pytest.raises(RuntimeError, match="simulated crash"):
         fit(tmp_path / "resumed", "trainer.max_epochs=2", *CRASH_AT_EPOCH_1)
     fit(tmp_path / "resumed", "trainer.max_epochs=2")  # resume=true picks up the run dir's last.ckpt
+    for run in ("straight", "resumed"):  # last.ckpt is the last epoch's, whether or not val/acc improved
+        assert torch.load(tmp_path / run / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 8
     straight = weights(tmp_path / "straight" / "checkpoints" / "last.ckpt")
     resumed = weights(tmp_path / "resumed" / "checkpoints" / "last.ckpt")
     assert straight.keys() == resumed.keys()
     assert all(torch.equal(straight[k], resumed[k]) for k in straight)
     metrics = json.loads((tmp_path / "resumed" / "metrics.json").read_text())
     assert metrics["finished"] and metrics["epoch"] == 1 and metrics["global_step"] == 8
+
+
+def test_a_mid_epoch_checkpoint_from_validation_resumes_exactly(tmp_path):
+    """Not only pre-emption saves mid-epoch: with val_check_interval the DataModule's state must
+    still make the resumed epoch skip exactly the batches already trained."""
+    mid = ("trainer.max_epochs=1", "+trainer.val_check_interval=2")
+    fit(tmp_path / "straight", *mid)
+    crash = ("+callbacks.crash._target_=tests.helpers.CrashAtBatchStart", "+callbacks.crash.batch=3")
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        fit(tmp_path / "resumed", *mid, *crash)
+    assert torch.load(tmp_path / "resumed" / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 2
+    fit(tmp_path / "resumed", *mid)
+    straight = weights(tmp_path / "straight" / "checkpoints" / "last.ckpt")
+    resumed = weights(tmp_path / "resumed" / "checkpoints" / "last.ckpt")
+    assert all(torch.equal(straight[k], resumed[k]) for k in straight)
+
+
+def test_a_run_dir_with_other_settings_is_neither_skipped_nor_resumed(tmp_path):
+    fit(tmp_path, "trainer.max_epochs=1")
+    with pytest.raises(AugMixError, match="holds a run with different settings"):
+        fit(tmp_path, "trainer.max_epochs=1", "augmix.severity=5")
+    (tmp_path / "metrics.json").unlink()  # only the checkpoint left: still refused
+    with pytest.raises(AugMixError, match="holds a run with different settings"):
+        fit(tmp_path, "trainer.max_epochs=2", "augmix.severity=5")
+
+
+def test_a_run_stopped_by_max_time_is_not_marked_finished(tmp_path):
+    fit(tmp_path, "trainer.max_epochs=50", "+trainer.max_time=00:00:00:03")
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["epoch"] < 49 and not metrics["finished"]
 
 
 def test_a_finished_run_is_not_trained_again(tmp_path):
@@ -94,6 +126,12 @@ def test_atomic_write_leaves_the_old_file_when_a_write_fails(tmp_path):
         atomic_write(target, crash)
     assert target.read_bytes() == b"good checkpoint"
     assert list(tmp_path.iterdir()) == [target], "no temp files left behind"
+    previous = os.umask(0o022)
+    try:
+        atomic_write(target, lambda handle: handle.write(b"new"))
+    finally:
+        os.umask(previous)
+    assert target.stat().st_mode & 0o777 == 0o644, "collaborators can read results, as with open()"
 
 
 def test_checkpoint_save_failure_keeps_the_previous_last_ckpt(tmp_path, monkeypatch):

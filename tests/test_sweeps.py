@@ -81,20 +81,46 @@ def test_an_unknown_override_fails_in_the_parent(tmp_path):
     assert not (sweep / "0").exists()
 
 
-def test_optuna_search_runs_trials_on_held_out_corruptions(tmp_path):
+def test_optuna_search_runs_trials_on_held_out_corruptions_and_continues(tmp_path):
     sweep = tmp_path / "optuna"
-    result = multirun(
-        sweep, "hparams_search=augmix_optuna", *TINY, "hydra.sweeper.n_trials=2",
-        "hydra.sweeper.sampler.n_startup_trials=2", "val_corruptions.limit=8", "val_corruptions.severities=[3]",
-        cwd=tmp_path,
+    search = (
+        "hparams_search=augmix_optuna", *TINY, "hydra.sweeper.n_trials=2", "hydra.sweeper.sampler.n_startup_trials=4",
+        "val_corruptions.limit=8", "val_corruptions.severities=[3]",
     )
+    result = multirun(sweep, *search, "hydra.sweeper.sampler.seed=0", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     best = OmegaConf.load(sweep / "optimization_results.yaml")
     assert 0.0 <= best.best_value <= 1.0 and "augmix.severity" in best.best_params
-    metrics = [json.loads((sweep / job / "metrics.json").read_text()) for job in ("0", "1")]
-    assert all(0.0 <= m["val/corruption_error"] <= 1.0 for m in metrics)
+    jobs = sorted(p for p in sweep.iterdir() if (p / "metrics.json").is_file())
+    metrics = [json.loads((job / "metrics.json").read_text()) for job in jobs]
+    assert len(metrics) == 2 and all(0.0 <= m["val/corruption_error"] <= 1.0 for m in metrics)
     assert best.best_value == min(m["val/corruption_error"] for m in metrics)
-    assert (sweep / "optuna.db").is_file()
+
+    # the same command and sweep dir again: the study continues with new trials in new folders
+    again = multirun(sweep, *search, "hydra.sweeper.sampler.seed=1", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-3000:]
+    import optuna
+
+    study = optuna.load_study(study_name="augmix_quickstart", storage=f"sqlite:///{sweep / 'optuna.db'}")
+    assert len([t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]) == 4
+    assert len([p for p in sweep.iterdir() if (p / "metrics.json").is_file()]) == 4
+    assert "already holds a finished run" not in again.stdout + again.stderr
+
+
+def test_a_diverged_job_is_reported_and_the_sweep_goes_on(tmp_path):
+    sweep = tmp_path / "sweep"
+    result = multirun(sweep, *TINY, "model.optimizer.lr=1e30,0.05", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "training diverged" in result.stderr
+    rows = read_summary(sweep)
+    assert [row["status"] for row in rows] == ["diverged", "finished"]
+
+
+def test_multi_process_ddp_inside_a_local_multirun_is_refused_up_front(tmp_path):
+    sweep = tmp_path / "sweep"
+    result = multirun(sweep, *TINY, "trainer=ddp_cpu", "seed=0,1", cwd=tmp_path)
+    assert result.returncode == 2 and "cannot run inside a local multirun" in result.stderr
+    assert not (sweep / "0").exists()
 
 
 def test_optuna_config_tunes_on_held_out_data_and_corruptions():

@@ -25,7 +25,6 @@ from augmix.data import sources
 from augmix.data.batches import (
     AugMixViews,
     BatchAssembler,
-    BatchKey,
     KeyedBatchSampler,
     Normalize,
     SampleTransform,
@@ -149,11 +148,10 @@ class AugMixDataModule(pl.LightningDataModule):
         if self.name == "digits":
             train, val, test = (sources.load_digits(s, self.image_size) for s in ("train", "val", "test"))
         elif self.name in ("cifar10", "cifar100"):
-            self.prepare_data()
+            # no download here: setup runs on every rank; Lightning's prepare_data fetched it once
             train, test = sources.load_cifar(self.root, self.name, "train"), sources.load_cifar(self.root, self.name, "test")
             val = test  # the official recipe reports test accuracy each epoch; val_fraction holds out instead
         else:
-            self.prepare_data()
             train = sources.FolderSource(Path(self.root) / "train")
             test = sources.FolderSource(Path(self.root) / "val", class_names=train.classes)
             val = test
@@ -247,12 +245,14 @@ class AugMixDataModule(pl.LightningDataModule):
         training = self.trainer is not None and self.trainer.training
         return self.finish_batch(batch, training)
 
-    def mark_resume_point(self, epoch: int, batches_done: int) -> None:
-        """Record a mid-epoch stop so the checkpoint knows which batches were already trained."""
-        self.resume_point = (epoch, batches_done)
-
     def state_dict(self) -> dict[str, Any]:
-        return {"resume_point": list(self.resume_point) if self.resume_point else None}
+        """Where the epoch stood when the checkpoint was written, so a mid-epoch resume (pre-emption,
+        ``val_check_interval`` < 1, step checkpoints) skips exactly the batches already trained."""
+        trainer = self.trainer
+        if trainer is None or trainer.state.fn != "fit":
+            return {"resume_point": None}
+        done = trainer.fit_loop.epoch_loop.batch_progress.current.processed
+        return {"resume_point": [trainer.current_epoch, done]}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         point = state_dict.get("resume_point")
@@ -285,14 +285,14 @@ class AugMixDataModule(pl.LightningDataModule):
         return {"views": views, "target": target}
 
     def preview(self, count: int = 8) -> tuple[Tensor, list[Tensor]]:
-        """The first ``count`` training images of epoch 0 and their AugMix views in [0, 1], on CPU."""
+        """The first ``count`` images of training batch 0 of epoch 0 and their AugMix views in [0, 1],
+        on CPU: the whole batch is built, as training builds it, so the views are the ones it gets."""
         source = self.source("train")
-        sampler = KeyedBatchSampler(len(source), count, True, False, self.seed)
-        key = BatchKey(0, 0, next(iter(sampler)).samples)
-        batch = BatchAssembler(source, self.train_transform, self.seed)[key]
+        sampler = KeyedBatchSampler(len(source), self.batch_size, True, self.drop_last, self.seed)
+        batch = BatchAssembler(source, self.train_transform, self.seed)[next(iter(sampler))]
         views = self._views(0)
         augmented = views(batch["image"], *batch["key"]) if views is not None else []
-        return batch["image"], augmented
+        return batch["image"][:count], [view[:count] for view in augmented]
 
 
 def _already_transformed(image: Tensor, generator: torch.Generator | None = None) -> Tensor:
