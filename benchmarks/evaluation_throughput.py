@@ -75,7 +75,7 @@ def evaluation(model: torch.nn.Module, sets: list, batch: int, workers: int, fol
     store = ResultStore(folder / f"results-{time.time_ns()}", {"benchmark": "throughput"})
     store.open()
     start = time.perf_counter()
-    run_sets(fabric, model, NORMALIZE, sets, store, batch, workers, top5=False, show_progress=False)
+    run_sets(fabric, model, NORMALIZE, sets, store, batch, workers, num_classes=10, show_progress=False)
     return sum(len(s) for s in sets) / (time.perf_counter() - start)
 
 

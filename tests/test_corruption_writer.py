@@ -45,6 +45,26 @@ def test_cifar_c_format(tmp_path, images):
         "table": 32, "seed": 5}
 
 
+def test_cifar_c_is_corrupted_in_chunks_with_the_same_bytes(tmp_path, images, monkeypatch):
+    labels = np.arange(4)
+    whole = write_cifar_c(images, labels, tmp_path / "whole", corruptions=NAMES, seed=7)
+    sizes, real = [], writer.corrupt_batch
+
+    def recording(chunk, *args, **kwargs):
+        sizes.append(len(chunk))
+        return real(chunk, *args, **kwargs)
+
+    monkeypatch.setattr(writer, "corrupt_batch", recording)
+    monkeypatch.setattr(writer, "CHUNK", 3)
+    chunked = write_cifar_c(images, labels, tmp_path / "chunked", corruptions=NAMES, seed=7)
+    assert sizes == [3, 1] * 5 * len(NAMES)  # never the whole split at once
+    for name in NAMES:
+        reference = io.BytesIO()  # what np.save writes for the split corrupted in one call
+        np.save(reference, np.concatenate([real(images, name, s, seed=7) for s in range(1, 6)]))
+        assert (whole / f"{name}.npy").read_bytes() == reference.getvalue()
+        assert (chunked / f"{name}.npy").read_bytes() == reference.getvalue()
+
+
 def test_cifar_c_resume_skips_finished_files(tmp_path, images, monkeypatch):
     labels = np.arange(4)
     write_cifar_c(images, labels, tmp_path, corruptions=["contrast"], seed=1)
@@ -123,7 +143,7 @@ def test_imagenet_c_default_names_resume_and_atomicity(tmp_path, images, monkeyp
 
     def flaky_save(self, fp, *args, **kwargs):
         if len(saved) == 3:
-            Path(fp).write_bytes(b"\xff\xd8 partial")  # half-written JPEG, then crash
+            fp.write(b"\xff\xd8 partial")  # half-written JPEG, then crash
             raise OSError("killed")
         saved.append(fp)
         return real_save(self, fp, *args, **kwargs)

@@ -101,7 +101,8 @@ def test_folder_sets_holding_clean_images_give_the_clean_error(tmp_path, checkpo
         assert summary["sets"][key]["correct"] == clean["correct"]
         assert summary["sets"][key]["correct_top5"] == clean["correct_top5"]
         assert summary["sets"][key]["loss"] == pytest.approx(clean["loss"], rel=1e-5)
-    assert summary["clean_top5_error"] is not None and summary["mCE"] is not None
+    assert summary["clean_top5_error"] is not None
+    assert summary["mCE"] is None and summary["relative_mCE"] is None  # AlexNet's baseline is ImageNet-C's only
 
 
 def test_folder_datasets_need_only_their_val_split(tmp_path):
@@ -149,6 +150,27 @@ def test_synthetic_sets_equal_the_written_cifar_c_files(tmp_path, checkpoint):
     assert from_files["sets"] == on_the_fly["sets"]
     assert from_files["regenerated"] and on_the_fly["regenerated"]
     assert from_files["sets"]["gaussian_noise-5"]["loss"] != from_files["sets"]["clean"]["loss"]
+
+
+def test_writing_a_folder_dataset_needs_only_its_val_split(tmp_path):
+    images, labels = digits_test(40)  # every digit appears
+    root = _val_only_imagenet(tmp_path / "imagenet", images, labels)  # no train/ anywhere
+    data = compose_config("make_corrupted", ["data=imagenet", f"data.root={root}", "data.num_classes=10"]).data
+    out = write_corrupted(data, "cifar_c", tmp_path / "c", corruptions=["contrast"], limit=2)
+    assert np.load(out / "contrast.npy", mmap_mode="r").shape == (10, 224, 224, 3)  # ResizeCenterCrop 224
+    assert np.load(out / "labels.npy").tolist() == [0, 0] * 5  # val/ in ImageFolder order: class 0 first
+
+
+def test_writing_an_empty_split_is_a_clear_error(tmp_path, monkeypatch):
+    from augmix.data import AugMixDataModule
+    from augmix.data.sources import TensorSource
+    from augmix.errors import DataError
+
+    empty = TensorSource(torch.zeros((0, 3, 32, 32), dtype=torch.uint8), torch.zeros(0), [str(d) for d in range(10)])
+    monkeypatch.setattr(AugMixDataModule, "source", lambda self, split: empty)
+    data = compose_config("make_corrupted", ["data=digits"]).data
+    with pytest.raises(DataError, match="test split of data digits .* has no images to corrupt"):
+        write_corrupted(data, "cifar_c", tmp_path / "c", corruptions=["contrast"])
 
 
 def _cifar_fixture(tmp_path: Path) -> Path:
@@ -205,6 +227,66 @@ def test_resume_after_an_interruption_computes_only_the_missing_sets(tmp_path, c
         _run(checkpoint, tmp_path / "out", [*overrides[:-1], "benchmark.limit_per_set=10"])
 
 
+def test_resume_with_top5_reported_finds_it_in_every_stored_set(tmp_path, checkpoint):
+    root = _cifar_fixture(tmp_path)
+    overrides = [f"benchmark.root={root}", "benchmark.corruptions=[fog]", "benchmark.severities=[1,3]"]
+    _run(checkpoint, tmp_path / "out", [*overrides, "benchmark.top5=false"])
+    (tmp_path / "out" / "robustness_sets" / "fog-3.json").unlink()  # interrupted before the last set
+    resumed = _run(checkpoint, tmp_path / "out", [*overrides, "benchmark.top5=true"])
+    assert all(metrics["top5_error"] is not None for metrics in resumed["sets"].values())
+    assert resumed["clean_top5_error"] is not None and None not in resumed["corruption_top5_errors"]["fog"].values()
+    assert resumed["sets"] == _run(checkpoint, tmp_path / "fresh", [*overrides, "benchmark.top5=true"])["sets"]
+
+
+def _val_only_imagenet(root: Path, images: np.ndarray, labels: np.ndarray) -> Path:
+    write_folder_images(root / "val", images, labels, [f"n{d:08d}" for d in range(10)])
+    return root
+
+
+def test_resume_refuses_results_of_another_clean_split(tmp_path):
+    images, labels = digits_test(40)
+    _val_only_imagenet(tmp_path / "a", images, labels)
+    _val_only_imagenet(tmp_path / "b", images[::-1].copy(), labels[::-1].copy())
+    torch.save(timm.create_model("cifar_wrn16_1", num_classes=10).state_dict(), tmp_path / "model.pth")
+
+    def run(data_root: Path) -> dict:
+        cfg = compose_config(
+            "evaluate",
+            [
+                f"checkpoint={tmp_path / 'model.pth'}",
+                "model.backbone=cifar_wrn16_1",
+                f"paths.output_dir={tmp_path / 'out'}",
+                "benchmark=synthetic",
+                "benchmark.corruptions=[contrast]",
+                "benchmark.severities=[1]",
+                "benchmark.limit_per_set=4",
+                "benchmark.progress=false",
+                "data=imagenet",
+                f"data.root={data_root}",
+                "data.num_classes=10",
+                "data.num_workers=0",
+                "trainer.accelerator=cpu",
+            ],
+        )
+        return evaluate(cfg, data_overrides=([], True))
+
+    run(tmp_path / "a")
+    with pytest.raises(ConfigError, match=r"different evaluation \(differs in \['clean'\]\)"):
+        run(tmp_path / "b")  # the same settings on other images must not reuse a's sets
+
+
+def test_replacing_stale_results_tolerates_files_already_removed(tmp_path, monkeypatch):
+    ResultStore(tmp_path, {"run": 1}).open()
+    ResultStore(tmp_path, {"run": 1}).write("clean", {"n": 1})
+    ghost = tmp_path / "fog-1.json"  # listed, then removed by another process before this one unlinks it
+    real_glob = Path.glob
+    monkeypatch.setattr(Path, "glob", lambda self, pattern: [*real_glob(self, pattern), ghost])
+    replacing = ResultStore(tmp_path, {"run": 2}, replace_stale=True)
+    replacing.open()
+    assert json.loads((tmp_path / "run.json").read_text())["description"] == {"run": 2}
+    assert replacing.read("clean") is None and not (tmp_path / "clean.json").exists()
+
+
 def test_report_files_exist_and_parse(clean_as_corrupted):
     summary, out, printed = clean_as_corrupted
     on_disk = json.loads((out / "robustness.json").read_text())
@@ -236,6 +318,27 @@ def test_report_files_exist_and_parse(clean_as_corrupted):
 def test_csv_logger_receives_the_figures(clean_as_corrupted):
     logged = next((clean_as_corrupted[1] / "csv").rglob("metrics.csv")).read_text()
     assert "robustness/clean_error" in logged and "robustness/mean_corruption_error" in logged
+
+
+def test_regenerated_and_partial_labels_reach_the_csv_the_scalars_and_the_wandb_table(clean_as_corrupted):
+    from unittest.mock import MagicMock
+
+    from pytorch_lightning.loggers import WandbLogger
+
+    from augmix.evaluation.tracking import log_summary
+
+    summary, out, _ = clean_as_corrupted
+    rows = list(csv.DictReader((out / "robustness.csv").read_text().splitlines()))
+    assert {(row["regenerated"], row["complete"]) for row in rows} == {("false", "false")}
+    logged = next((out / "csv").rglob("metrics.csv")).read_text()
+    assert "robustness/regenerated" in logged and "robustness/complete" in logged
+    wandb = MagicMock(spec=WandbLogger)
+    log_summary([wandb], {**summary, "regenerated": True}, out / "robustness.png")
+    scalars = wandb.log_metrics.call_args.args[0]
+    assert (scalars["robustness/regenerated"], scalars["robustness/complete"]) == (1.0, 0.0)
+    table = wandb.log_table.call_args.kwargs
+    assert table["columns"][-2:] == ["regenerated", "complete"]
+    assert [row[-2:] for row in table["data"]] == [[True, False]] * len(NAMES)
 
 
 def test_evaluate_after_fit_writes_reports_into_the_run_dir(tmp_path, checkpoint):

@@ -11,7 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.evaluation_fixtures import compose_config, lightning_checkpoint
+from tests.evaluation_fixtures import (
+    compose_config,
+    digits_test,
+    lightning_checkpoint,
+    write_imagenet_c_fixture,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -109,6 +114,33 @@ def test_two_cpu_ranks_give_exactly_the_single_process_result(tmp_path, checkpoi
         assert (two[key]["n"], two[key]["correct"]) == (one[key]["n"], one[key]["correct"]) == (37, one[key]["correct"])
         assert two[key]["loss"] == pytest.approx(one[key]["loss"], rel=1e-5)
         assert two[key]["ece"] == pytest.approx(one[key]["ece"], rel=1e-4, abs=1e-6)
+
+
+@pytest.mark.slow
+def test_an_unreadable_image_on_one_rank_stops_both_ranks_with_one_line(tmp_path, checkpoint):
+    images, labels = digits_test(40)  # every digit appears
+    root = write_imagenet_c_fixture(tmp_path / "c", {("fog", 1): images}, labels, [str(d) for d in range(10)], "JPEG")
+    last = max((root / "fog" / "1" / "9").iterdir())  # the set's last image: in rank 1's half
+    last.write_bytes(last.read_bytes()[:200])  # a valid header, so only decoding finds it
+    run = _run(
+        "evaluate.py",
+        f"checkpoint={checkpoint}",
+        "benchmark=imagenetc",
+        "benchmark.num_classes=10",
+        f"benchmark.root={root}",
+        "benchmark.corruptions=[fog]",
+        "benchmark.severities=[1]",
+        "benchmark.limit_per_set=40",
+        "trainer.accelerator=cpu",
+        "trainer.devices=2",
+        "+trainer.strategy=ddp",
+        f"hydra.run.dir={tmp_path / 'out'}",
+        timeout=600,
+    )
+    assert run.returncode == 2, run.stderr
+    assert run.stderr.count(f"Error: cannot decode image {last}") == 2, run.stderr  # once per rank
+    assert "Traceback" not in run.stderr  # rank 0 does not die in the gather rank 1 never joins
+    assert (tmp_path / "out" / "robustness_sets" / "clean.json").is_file()  # the set before is kept
 
 
 @pytest.mark.slow

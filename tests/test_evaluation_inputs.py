@@ -236,3 +236,75 @@ def test_benchmark_selection_of_corruptions_and_severities():
     subset = benchmark_spec({**node, "corruptions": ["spatter", "fog", "fog"], "severities": [5, 1], "extra": False})
     assert subset.corruptions == ("fog", "spatter") and subset.severities == (1, 5) and not subset.complete
     assert not benchmark_spec({**node, "limit_per_set": 100}).complete
+
+
+def test_cifar_c_labels_must_be_the_clean_splits_when_the_blocks_are_as_long(tmp_path, checkpoint):
+    images, labels = digits_test(300)  # the whole digits test split: blocks as long as the clean set
+    stacked = np.tile(images, (5, 1, 1, 1))
+    root = write_cifar_c_fixture(tmp_path / "c", {"fog": stacked, "contrast": stacked}, labels)
+    other = np.tile(np.random.default_rng(0).permutation(labels), 5)  # the same classes, other images
+    np.save(root / "labels.npy", other)
+    with pytest.raises(DataError, match=r"labels.npy does not match the clean test split.*\(s\) \[1, 2, 3, 4, 5\]"):
+        _run(checkpoint, tmp_path, _cifar(root))
+    np.save(root / "labels.npy", np.tile(labels, 5))
+    with pytest.raises(AssertionError, match="evaluation loop started"):  # matching labels pass every check
+        _run(checkpoint, tmp_path, _cifar(root))
+
+
+def _imagenet_c(root: Path, protocol: str = "benchmark") -> list[str]:
+    return [
+        "benchmark=imagenetc",
+        f"benchmark.root={root}",
+        "benchmark.num_classes=10",
+        "benchmark.corruptions=[fog]",
+        "benchmark.severities=[1]",
+        f"benchmark.protocol={protocol}",
+    ]
+
+
+def test_benchmark_protocol_refuses_images_of_another_size(tmp_path, checkpoint):
+    images, labels = digits_test(40)  # every digit appears; the model takes 32x32
+    padded = np.pad(images, ((0, 0), (4, 4), (4, 4), (0, 0)))
+    root = write_imagenet_c_fixture(tmp_path / "c", {("fog", 1): padded}, labels, CLASSES, ext="JPEG")
+    with pytest.raises(DataError, match=r"is 40x40 but the model takes 32x32.*benchmark.protocol=augmix_official"):
+        _run(checkpoint, tmp_path, _imagenet_c(root))
+    with pytest.raises(AssertionError, match="evaluation loop started"):  # resized by the eval transform
+        _run(checkpoint, tmp_path, _imagenet_c(root, "augmix_official"))
+
+
+def test_class_folders_in_another_order_are_named_as_such(tmp_path):
+    from augmix.evaluation.imagenet_c import imagenet_c_sets
+    from augmix.evaluation.settings import benchmark_spec
+
+    images, labels = digits_test(40)
+    root = write_imagenet_c_fixture(tmp_path, {("fog", 1): images}, labels, CLASSES)
+    node = {"name": "c", "format": "imagenet_c", "root": str(root), "corruptions": ["fog"], "severities": [1]}
+    spec = benchmark_spec(node)
+    unsorted = ["1", "0", *CLASSES[2:]]  # e.g. CIFAR-10's class order, which is not alphabetical
+    with pytest.raises(DataError, match=r"clean test split's classes, but in another order.*index 0 is '0'.*has '1'"):
+        imagenet_c_sets(spec, unsorted, lambda image: image, 32)
+
+
+def test_only_global_rank_zero_scans_files_and_opens_the_output_folder(tmp_path, checkpoint, monkeypatch):
+    images, labels = digits_test(40)
+    root = write_imagenet_c_fixture(tmp_path / "c", {("fog", 1): images}, labels, CLASSES, ext="JPEG")
+    next((root / "fog" / "1" / "7").iterdir()).write_bytes(b"not an image")  # found by the scan only
+    monkeypatch.setenv("RANK", "1")  # a torchrun / SLURM rank other than zero, without LOCAL_RANK
+    with pytest.raises(AssertionError, match="evaluation loop started"):
+        _run(checkpoint, tmp_path, [*_imagenet_c(root), "benchmark.verify_files=true"])
+    assert not (tmp_path / "out" / "robustness_sets").exists()
+    monkeypatch.setenv("RANK", "0")
+    with pytest.raises(DataError, match="1 unreadable image file"):
+        _run(checkpoint, tmp_path, _imagenet_c(root))
+
+
+def test_mce_is_reported_for_imagenet_c_only():
+    from augmix.evaluation.settings import benchmark_spec
+
+    imagenetc = {"name": "imagenetc", "format": "imagenet_c", "root": "x", "alexnet_baseline": True}
+    assert benchmark_spec(imagenetc).reports_mce(1000)
+    assert not benchmark_spec(imagenetc).reports_mce(10)  # e.g. a 10-class set in the ImageNet-C layout
+    assert not benchmark_spec({**imagenetc, "name": "tinyimagenetc"}).reports_mce(200)
+    assert not benchmark_spec({**imagenetc, "format": "cifar_c"}).reports_mce(1000)
+    assert not benchmark_spec({**imagenetc, "format": "synthetic"}).reports_mce(1000)
+    assert not benchmark_spec({**imagenetc, "alexnet_baseline": False}).reports_mce(1000)

@@ -6,17 +6,20 @@ from augmix.corruptions.registry import (
     ALL_CORRUPTIONS,
     BENCHMARK_CORRUPTIONS,
     EXTRA_CORRUPTIONS,
+    SEVERITIES,
     corrupt,
     corrupt_batch,
     image_rng,
 )
 from augmix.corruptions.tables import TABLE_SIZES, select_table
-from augmix.corruptions.writer import write_cifar_c, write_imagenet_c
+from augmix.corruptions.writer import MARKER_NAME, write_cifar_c, write_imagenet_c
 
 __all__ = [
     "ALL_CORRUPTIONS",
     "BENCHMARK_CORRUPTIONS",
     "EXTRA_CORRUPTIONS",
+    "MARKER_NAME",
+    "SEVERITIES",
     "TABLE_SIZES",
     "corrupt",
     "corrupt_batch",

@@ -20,6 +20,7 @@ BENCHMARK_CORRUPTIONS: tuple[str, ...] = (
 )
 EXTRA_CORRUPTIONS: tuple[str, ...] = ("speckle_noise", "gaussian_blur", "spatter", "saturate")
 ALL_CORRUPTIONS: tuple[str, ...] = BENCHMARK_CORRUPTIONS + EXTRA_CORRUPTIONS
+SEVERITIES: tuple[int, ...] = (1, 2, 3, 4, 5)
 
 _FUNCTIONS: dict[str, CorruptionFn] = {
     "gaussian_noise": noise.gaussian_noise,
@@ -56,7 +57,7 @@ def check_name(name: str) -> None:
 
 def check_severity(severity: int) -> None:
     """Severities are the benchmark's integer levels 1..5."""
-    if isinstance(severity, bool) or not isinstance(severity, (int, np.integer)) or not 1 <= severity <= 5:
+    if isinstance(severity, bool) or not isinstance(severity, (int, np.integer)) or severity not in SEVERITIES:
         raise ValueError(f"severity must be an integer in 1..5, got {severity!r}")
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from augmix.corruptions import select_table
+from augmix.corruptions import MARKER_NAME, select_table
 from augmix.data import AugMixDataModule, CenterCropOrPad
 from augmix.data.sources import FolderSource, ImageSource
+from augmix.environment import is_global_rank_zero
 from augmix.errors import DataError
 from augmix.evaluation.cifar_c import cifar_c_sets
 from augmix.evaluation.imagenet_c import imagenet_c_sets
@@ -15,7 +16,6 @@ from augmix.evaluation.sets import EvalSet, SourceSet, SyntheticSet, Transform
 from augmix.evaluation.settings import BenchmarkSpec
 
 FOLDER_DATASETS = ("imagenet", "tinyimagenet", "imagefolder")
-MARKER = "regenerated.json"  # written by augmix.corruptions' writers next to the sets they make
 
 
 def corrupted_transform(spec: BenchmarkSpec, image_size: int, eval_transform: Transform) -> Transform:
@@ -38,7 +38,7 @@ def regeneration_info(spec: BenchmarkSpec, image_size: int) -> dict | None:
             "seed": spec.seed,
             "table": select_table(image_size, image_size),
         }
-    marker = spec.root / MARKER
+    marker = spec.root / MARKER_NAME  # written by augmix.corruptions' writers next to the sets they make
     if not marker.is_file():
         return None
     try:
@@ -52,12 +52,12 @@ def corrupted_sets(
 ) -> list[EvalSet]:
     """Every (corruption, severity) set of the benchmark, validated, in canonical order."""
     if spec.format == "imagenet_c":
-        return imagenet_c_sets(spec, clean.classes, corrupted_transform(spec, image_size, eval_transform))
+        return imagenet_c_sets(spec, clean.classes, corrupted_transform(spec, image_size, eval_transform), image_size)
     # .npy arrays are checked to hold image_size images and synthetic ones are made from eval-transformed
     # images, so the benchmark protocol's centre crop would be a no-op: skip the per-image work.
     after = eval_transform if spec.protocol == "augmix_official" else None
     if spec.format == "cifar_c":
-        return cifar_c_sets(spec, image_size, num_classes, after)
+        return cifar_c_sets(spec, image_size, num_classes, clean, after)
     return [
         SyntheticSet(clean, eval_transform, name, severity, spec.seed, spec.limit_per_set, after)
         for name in spec.corruptions
@@ -77,6 +77,8 @@ def clean_source(datamodule: AugMixDataModule) -> ImageSource:
                 "set data.root to the dataset whose val/ holds one folder per class"
             )
         return source
+    if is_global_rank_zero():
+        datamodule.prepare_data()  # e.g. CIFAR's test split: downloaded when missing and allowed
     return datamodule.source("test")
 
 

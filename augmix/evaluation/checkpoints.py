@@ -30,9 +30,9 @@ from torch import Tensor, nn
 
 import augmix.models  # noqa: F401  (registers the CIFAR architectures in timm)
 from augmix.errors import CheckpointError
+from augmix.models.split_bn import AUX_BN_KEY
 from augmix.module import CONFIG_KEY
 
-AUXILIARY_BN = re.compile(r"(^|\.)aux_bn\.(\d+\.)?")
 WRAPPER_PREFIXES = ("module.", "_orig_mod.", "net.")
 TORCHVISION_PREFIX = "torchvision:"
 
@@ -75,7 +75,7 @@ def _strip_wrappers(state: dict[str, Tensor]) -> dict[str, Tensor]:
 def _drop_auxiliary_bn(state: dict[str, Tensor]) -> tuple[dict[str, Tensor], int]:
     kept, dropped = {}, 0
     for key, value in state.items():
-        main = AUXILIARY_BN.sub(r"\1", key, count=1)
+        main = AUX_BN_KEY.sub(r"\1", key, count=1)
         if main != key and main in state:
             dropped += 1
             continue

@@ -1,6 +1,7 @@
 """CIFAR-10-C / CIFAR-100-C on disk: ``DIR/<corruption>.npy`` uint8 (5N, H, W, 3), severity 1 block
-first, and ``DIR/labels.npy`` with the 5N labels. Checked from the .npy headers alone, before any
-compute; the pixels are read later through memory maps, one batch of rows at a time."""
+first, and ``DIR/labels.npy`` with the 5N labels. Checked from the .npy headers and the labels
+(against the clean split's targets when the blocks are as long as it), before any compute; the
+pixels are read later through memory maps, one batch of rows at a time."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ from pathlib import Path
 
 import numpy as np
 
+from augmix.corruptions import SEVERITIES
+from augmix.data.sources import ImageSource
 from augmix.errors import DataError
 from augmix.evaluation.sets import ArraySet, Transform
-from augmix.evaluation.settings import SEVERITIES, BenchmarkSpec, download_hint
+from augmix.evaluation.settings import BenchmarkSpec, download_hint
 
 
 def _header(path: Path) -> np.ndarray:
@@ -20,11 +23,27 @@ def _header(path: Path) -> np.ndarray:
         raise DataError(f"{path} is not a readable .npy array ({error}); re-download it") from None
 
 
-def cifar_c_sets(spec: BenchmarkSpec, image_size: int, num_classes: int, transform: Transform | None) -> list[ArraySet]:
-    """The (corruption, severity) sets of ``spec``, after checking files, shapes, dtypes and labels."""
+def _check_against_clean(spec: BenchmarkSpec, labels: np.ndarray, block: int, clean: ImageSource) -> None:
+    """A block as long as the clean split is that split corrupted, so its labels must be the clean
+    targets in order. This catches e.g. CIFAR-10-C given as cifar100c, whose labels fit 100 classes."""
+    if block != len(clean):
+        return
+    targets = np.array([clean.target(i) for i in range(block)])
+    differ = [k + 1 for k in range(len(SEVERITIES)) if not np.array_equal(labels[k * block : (k + 1) * block], targets)]
+    if differ:
+        raise DataError(
+            f"{spec.root / 'labels.npy'} does not match the clean test split: the labels of severity block(s) "
+            f"{differ} differ from its {block} targets; is benchmark.root the {spec.name} set of this data config "
+            "(e.g. CIFAR-10-C given as cifar100c)?"
+        )
+
+
+def cifar_c_sets(
+    spec: BenchmarkSpec, image_size: int, num_classes: int, clean: ImageSource, transform: Transform | None
+) -> list[ArraySet]:
+    """The (corruption, severity) sets of ``spec`` (whose root exists), after checking files, shapes,
+    dtypes and labels."""
     root = spec.root
-    if root is None or not root.is_dir():
-        raise DataError(f"benchmark root {root} does not exist. {download_hint(spec)}")
     wanted = ["labels.npy", *(f"{name}.npy" for name in spec.corruptions)]
     missing = [name for name in wanted if not (root / name).is_file()]
     if missing:
@@ -41,6 +60,8 @@ def cifar_c_sets(spec: BenchmarkSpec, image_size: int, num_classes: int, transfo
             f"{root / 'labels.npy'} has labels in {labels.min()}..{labels.max()}, outside the model's "
             f"{num_classes} classes; is benchmark.root the right benchmark for this checkpoint?"
         )
+    block = len(labels) // len(SEVERITIES)
+    _check_against_clean(spec, labels, block, clean)
     expected = (len(labels), image_size, image_size, 3)
     problems = []
     for name in spec.corruptions:
@@ -54,7 +75,6 @@ def cifar_c_sets(spec: BenchmarkSpec, image_size: int, num_classes: int, transfo
             f"({len(labels)} labels)."
         )
 
-    block = len(labels) // len(SEVERITIES)
     count = min(block, spec.limit_per_set) if spec.limit_per_set else block
     return [
         ArraySet(

@@ -3,12 +3,13 @@
 Each rank takes one contiguous block of every set (contiguous rows are the cheapest to read from a
 memory-mapped .npy), with no padding, so every image is evaluated exactly once. After a set, the
 per-sample outcomes of all ranks are gathered and reassembled in dataset order; every figure is then
-computed from the complete set, so the result does not depend on the number of ranks.
+computed from the complete set, so the result does not depend on the number of ranks. Before each
+gather the ranks agree on whether any of them met bad input, so all stop together with its message.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 import torch
 from torch import Tensor
@@ -21,6 +22,10 @@ class Collective(Protocol):
     global_rank: int
 
     def all_gather(self, data: Tensor) -> Tensor: ...
+
+    def all_reduce(self, data: Tensor, reduce_op: str) -> Tensor: ...
+
+    def broadcast(self, obj: Any, src: int = 0) -> Any: ...
 
 
 def shard_bounds(size: int, rank: int, world_size: int) -> tuple[int, int]:
@@ -52,3 +57,19 @@ def gather_set(collective: Collective, local: Tensor, size: int) -> Tensor:
     padded = local.new_zeros((longest, *local.shape[1:]))
     padded[: len(local)] = local
     return unshard(collective.all_gather(padded), size)
+
+
+def first_error(collective: Collective, message: str | None) -> str | None:
+    """The error message of the lowest rank that has one, on every rank; None when none has one.
+
+    Every rank calls this at the same point, failed or not: a rank that stopped on its own would
+    leave the others in the next collective (gloo fails with a traceback, NCCL waits forever).
+    """
+    if collective.world_size == 1:
+        return message
+    # the MAX of world_size - rank over the failed ranks names the lowest of them; 0: none failed
+    mark = collective.world_size - collective.global_rank if message is not None else 0
+    lowest = int(collective.all_reduce(torch.tensor(mark), reduce_op="max"))
+    if lowest == 0:
+        return None
+    return collective.broadcast(message, src=collective.world_size - lowest)

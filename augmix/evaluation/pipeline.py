@@ -7,7 +7,6 @@ checked before the first forward pass, so bad input stops the run at once with o
 from __future__ import annotations
 
 import dataclasses
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 
 from augmix.config import validate_data
+from augmix.environment import is_global_rank_zero
 from augmix.errors import CheckpointError, ConfigError, DataError
 from augmix.evaluation.benchmark import (
     clean_set,
@@ -43,18 +43,14 @@ from augmix.loggers import build_loggers
 SETS_FOLDER = "robustness_sets"
 
 
-def _launcher_rank_zero() -> bool:
-    """True in the process the user started (not in DDP processes Lightning launches)."""
-    return int(os.environ.get("LOCAL_RANK", "0")) == 0 and int(os.environ.get("NODE_RANK", "0")) == 0
-
-
 def plain(node: Any) -> Any:
     """A config node as plain, resolved Python containers."""
     return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
 
 
 def check_benchmark_against_data(spec: BenchmarkSpec, data: Mapping[str, Any]) -> None:
-    """Cheap checks that need no file reads beyond the benchmark root's existence."""
+    """Cheap checks that need no file reads beyond the benchmark root's existence (checked here only:
+    the format readers rely on it)."""
     if spec.num_classes is not None and spec.num_classes != data["num_classes"]:
         raise ConfigError(
             f"benchmark {spec.name} has {spec.num_classes} classes but data {data['name']} has {data['num_classes']}; "
@@ -101,7 +97,7 @@ def run_evaluation(
     datamodule = instantiate(OmegaConf.create(data))
     clean = clean_source(datamodule)
     image_size = data["image_size"]
-    check = spec if _launcher_rank_zero() else dataclasses.replace(spec, verify_files=False)  # scanned once
+    check = spec if is_global_rank_zero() else dataclasses.replace(spec, verify_files=False)  # scanned once
     sets = [
         clean_set(spec, clean, datamodule.eval_transform),
         *corrupted_sets(check, clean, datamodule.eval_transform, image_size, expected),
@@ -110,7 +106,7 @@ def run_evaluation(
 
     store = ResultStore(
         Path(output_dir) / SETS_FOLDER,
-        {
+        {  # everything that changes a set's numbers; not what only changes the report (top5, mCE)
             "checkpoint_sha256": checkpoint.sha256,
             "backbone": backbone,
             "backbone_kwargs": dict(backbone_kwargs),
@@ -121,11 +117,13 @@ def run_evaluation(
             "limit_per_set": spec.limit_per_set,
             "seed": spec.seed if spec.format == "synthetic" else None,
             "data": {key: data.get(key) for key in ("name", "image_size", "mean", "std", "eval_transform")},
+            "clean": {"root": str(Path(data["root"]).resolve()), "images": len(clean)},
+            "num_classes": expected,
             "precision": str(fabric_kwargs.get("precision")),
         },
         replace_stale=replace_stale,
     )
-    if _launcher_rank_zero():
+    if is_global_rank_zero():
         store.open()
 
     fabric = Fabric(**fabric_kwargs)
@@ -139,7 +137,7 @@ def run_evaluation(
         store,
         batch_size=spec.batch_size or data["eval_batch_size"],
         num_workers=data["num_workers"] if spec.num_workers is None else spec.num_workers,
-        top5=spec.top5,
+        num_classes=expected,
         show_progress=spec.progress,
     )
     if fabric.global_rank != 0:
@@ -165,7 +163,7 @@ def run_evaluation(
         "limit_per_set": spec.limit_per_set,
         "corruptions": list(spec.corruptions),
         "severities": list(spec.severities),
-        **summarise(results[CLEAN], corrupted, spec.alexnet_baseline, spec.top5),
+        **summarise(results[CLEAN], corrupted, spec.reports_mce(expected), spec.top5),
         "sets": {evalset.key: results[evalset.key] for evalset in sets},
     }
     paths = write_reports(summary, output_dir)

@@ -11,7 +11,9 @@ from rich.table import Table
 
 from augmix.io import atomic_write, write_json, write_text
 
-CSV_COLUMNS = ("corruption", "severity", "n", "error", "top5_error", "loss", "rms_calibration_error", "ece")
+METRIC_COLUMNS = ("error", "top5_error", "loss", "rms_calibration_error", "ece")
+LABEL_COLUMNS = ("regenerated", "complete")  # the REGENERATED / PARTIAL labels, on every row
+CSV_COLUMNS = ("corruption", "severity", "n", *METRIC_COLUMNS, *LABEL_COLUMNS)
 
 
 def _fmt(value: float | None, digits: int = 2) -> str:
@@ -29,6 +31,11 @@ def _label(summary: dict) -> str:
     return "; ".join(tags)
 
 
+def label_values(summary: dict) -> list[bool]:
+    """The values of ``LABEL_COLUMNS``."""
+    return [summary[column] for column in LABEL_COLUMNS]
+
+
 def csv_text(summary: dict) -> str:
     """One row per (corruption, severity), the clean set first with severity 0."""
     buffer = io.StringIO()
@@ -38,8 +45,10 @@ def csv_text(summary: dict) -> str:
     rows += [
         (name, s, summary["sets"][f"{name}-{s}"]) for name in summary["corruptions"] for s in summary["severities"]
     ]
+    flags = ["true" if flag else "false" for flag in label_values(summary)]
     for name, severity, m in rows:
-        writer.writerow([name, severity, m["n"], *(("" if m[c] is None else f"{m[c]:.6g}") for c in CSV_COLUMNS[3:])])
+        figures = ("" if m[c] is None else f"{m[c]:.6g}" for c in METRIC_COLUMNS)
+        writer.writerow([name, severity, m["n"], *figures, *flags])
     return buffer.getvalue()
 
 
@@ -155,7 +164,7 @@ def heatmap(summary: dict, path: Path) -> None:
             )
     bar = fig.colorbar(image, ax=ax, label="top-1 error (%)")
     bar.ax.axhline(clean, color="tab:cyan", linewidth=2)
-    tag = " [regenerated]" if summary["regenerated"] else ""
+    tag = (" [regenerated]" if summary["regenerated"] else "") + ("" if summary["complete"] else " [partial]")
     ax.set_title(
         f"{summary['benchmark']}{tag}: clean {clean:.2f}%, mean corruption {_fmt(summary['mean_corruption_error'])}%",
         fontsize=9,

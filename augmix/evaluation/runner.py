@@ -4,6 +4,7 @@ One DataLoader streams the batches of all pending sets in order, so loader worke
 across set boundaries. uint8 batches become normalised floats on the device. When a set's last
 batch is done its per-sample outcomes are gathered from all ranks, its metrics computed from the
 complete set and written atomically by rank zero; a resumed run skips the sets already written.
+An unreadable image on one rank stops every rank at that set's end with its message.
 """
 
 from __future__ import annotations
@@ -18,7 +19,12 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
 from augmix.errors import DataError
-from augmix.evaluation.distributed import batch_bounds, gather_set, shard_bounds
+from augmix.evaluation.distributed import (
+    batch_bounds,
+    first_error,
+    gather_set,
+    shard_bounds,
+)
 from augmix.evaluation.metrics import set_metrics
 from augmix.evaluation.progress import SetProgress
 from augmix.evaluation.sets import BatchDataset, EvalSet
@@ -62,10 +68,14 @@ def run_sets(
     store: ResultStore,
     batch_size: int,
     num_workers: int,
-    top5: bool,
+    num_classes: int,
     show_progress: bool,
 ) -> dict[str, dict]:
-    """Evaluate the sets ``store`` does not hold yet; returns every set's metrics by key."""
+    """Evaluate the sets ``store`` does not hold yet; returns every set's metrics by key.
+
+    Top-5 counts are stored whenever they mean something (5 classes or more), whether or not this
+    run reports them, so a resumed run that does report them finds them in every stored set."""
+    top5 = num_classes >= 5
     done = {s.key: store.read(s.key) for s in sets} if fabric.global_rank == 0 else {}
     pending_keys = fabric.broadcast([key for key, metrics in done.items() if metrics is None])
     pending = [s for s in sets if s.key in set(pending_keys)]
@@ -88,16 +98,20 @@ def run_sets(
     with progress, torch.inference_mode():
         for evalset, plan in zip(pending, plans):
             progress.start_set(evalset.key)
-            parts = []
+            parts, error = [], None
             for _ in plan:
                 batch = next(batches)
                 if "error" in batch:
-                    raise DataError(batch["error"])
+                    error = batch["error"]
+                    break
                 images = normalize(batch["images"].to(fabric.device, non_blocking=True))
                 with fabric.autocast():
                     logits = model(precision.convert_input(images))
                 parts.append(outcomes(logits, batch["targets"].to(fabric.device, non_blocking=True)))
                 progress.advance(len(images) * world)
+            error = first_error(fabric, error)
+            if error is not None:
+                raise DataError(error)
             local = torch.cat(parts) if parts else torch.zeros((0, 4), device=fabric.device)
             metrics = metrics_from_outcomes(gather_set(fabric, local, len(evalset)), top5)
             if rank == 0:

@@ -13,12 +13,17 @@ from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from augmix.corruptions import ALL_CORRUPTIONS, BENCHMARK_CORRUPTIONS, EXTRA_CORRUPTIONS
+from augmix.corruptions import (
+    ALL_CORRUPTIONS,
+    BENCHMARK_CORRUPTIONS,
+    EXTRA_CORRUPTIONS,
+    SEVERITIES,
+)
 from augmix.errors import ConfigError
 
 FORMATS = ("cifar_c", "imagenet_c", "synthetic")
 PROTOCOLS = ("benchmark", "augmix_official")
-SEVERITIES = (1, 2, 3, 4, 5)
+IMAGENET_CLASSES = 1000
 RELEASES = {
     "cifar10c": "CIFAR-10-C from https://zenodo.org/records/2535967",
     "cifar100c": "CIFAR-100-C from https://zenodo.org/records/3555552",
@@ -44,7 +49,7 @@ class BenchmarkSpec:
     limit_per_set: int | None = None
     protocol: str = "benchmark"
     top5: bool = False
-    alexnet_baseline: bool = False  # mCE and relative mCE (ImageNet-C only)
+    alexnet_baseline: bool = False  # mCE and relative mCE (ImageNet-C only, see reports_mce)
     seed: int = 0  # synthetic corruptions
     batch_size: int | None = None  # None: data.eval_batch_size
     num_workers: int | None = None  # None: data.num_workers
@@ -60,6 +65,11 @@ class BenchmarkSpec:
             and tuple(self.severities) == SEVERITIES
             and self.limit_per_set is None
         )
+
+    def reports_mce(self, num_classes: int) -> bool:
+        """mCE divides by AlexNet's ImageNet-C errors, so it means something on ImageNet-C's 1000
+        classes only (the released files or a regenerated copy, whose reports say so)."""
+        return self.alexnet_baseline and self.format == "imagenet_c" and num_classes == IMAGENET_CLASSES
 
 
 def download_hint(spec: BenchmarkSpec) -> str:

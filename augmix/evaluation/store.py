@@ -48,7 +48,7 @@ class ResultStore:
                         "choose another output folder (hydra.run.dir=...) or delete that folder to start over"
                     )
                 for stale in self.directory.glob("*.json"):
-                    stale.unlink()
+                    stale.unlink(missing_ok=True)  # another process may have removed it meanwhile
         self.directory.mkdir(parents=True, exist_ok=True)
         write_json(manifest, {"fingerprint": self.fingerprint, "description": self.description})
 

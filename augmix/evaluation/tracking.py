@@ -6,11 +6,17 @@ from pathlib import Path
 
 from pytorch_lightning.loggers import Logger, WandbLogger
 
-from augmix.evaluation.reports import error_columns, error_rows
+from augmix.evaluation.reports import (
+    LABEL_COLUMNS,
+    error_columns,
+    error_rows,
+    label_values,
+)
 
 
 def scalar_metrics(summary: dict, prefix: str = "robustness") -> dict[str, float]:
-    """The headline figures as flat, non-null scalars."""
+    """The headline figures as flat, non-null scalars, with the REGENERATED / PARTIAL labels as
+    ``regenerated`` and ``complete`` (1 or 0), so no logged figure loses them."""
     names = (
         "clean_error",
         "mean_corruption_error",
@@ -27,6 +33,8 @@ def scalar_metrics(summary: dict, prefix: str = "robustness") -> dict[str, float
             scalars[f"{prefix}/{measures[measure]}_{split}"] = value
     for name, mean in summary["mean_errors"].items():
         scalars[f"{prefix}/mean_error/{name}"] = mean
+    for name in LABEL_COLUMNS:
+        scalars[f"{prefix}/{name}"] = summary[name]
     return {key: float(value) for key, value in scalars.items() if value is not None}
 
 
@@ -36,7 +44,11 @@ def log_summary(loggers: list[Logger], summary: dict, heatmap: Path) -> None:
     for logger in loggers:
         logger.log_metrics(scalars)
         if isinstance(logger, WandbLogger):
-            logger.log_table(key="robustness/table", columns=error_columns(summary), data=error_rows(summary))
+            logger.log_table(
+                key="robustness/table",
+                columns=[*error_columns(summary), *LABEL_COLUMNS],
+                data=[[*row, *label_values(summary)] for row in error_rows(summary)],
+            )
             logger.log_image(key="robustness/heatmap", images=[str(heatmap)])
 
 

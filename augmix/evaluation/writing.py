@@ -1,8 +1,9 @@
 """Make "-C" sets of any data config's test split in the released formats (``make_corrupted.py``).
 
-The test images go through the data config's eval transform first (ImageNet: Resize 256 +
-CenterCrop 224), exactly as the benchmark's creation scripts preprocess before corrupting; the
-severity table follows the resulting size (32, 64 or 224). The preprocessed split is staged in a
+The test split is the clean set evaluation reads (for a folder dataset, ``val/`` alone). Its
+images go through the data config's eval transform first (ImageNet: Resize 256 + CenterCrop 224),
+exactly as the benchmark's creation scripts preprocess before corrupting; the severity table
+follows the resulting size (32, 64 or 224). The preprocessed split is staged in a
 temporary memory-mapped array inside the output folder, so large splits never sit in memory and
 parallel workers share it. Writing is resumable and marks the folder ``regenerated.json``.
 """
@@ -23,6 +24,7 @@ from augmix.config import validate_data
 from augmix.corruptions import write_cifar_c, write_imagenet_c
 from augmix.data.sources import FolderSource, ImageSource
 from augmix.errors import ConfigError, DataError
+from augmix.evaluation.benchmark import clean_source
 from augmix.evaluation.settings import benchmark_spec
 
 FORMATS = ("cifar_c", "imagenet_c")
@@ -94,7 +96,9 @@ def write_corrupted(
     data = OmegaConf.create(data) if not isinstance(data, DictConfig) else data
     validate_data(data)
     datamodule = instantiate(data)
-    source = datamodule.source("test")
+    source = clean_source(datamodule)  # what evaluation reads: a folder dataset needs val/ only
+    if len(source) == 0:
+        raise DataError(f"the test split of data {datamodule.name} at {datamodule.root} has no images to corrupt")
     count = min(len(source), limit) if limit else len(source)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

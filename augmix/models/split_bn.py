@@ -23,7 +23,8 @@ from timm.layers import BatchNormAct2d
 from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-AUX_BN_KEY = re.compile(r"(^|\.)aux_bn\.")  # state_dict keys of the auxiliary layers
+# State_dict keys of the auxiliary layers: ours, and timm's SplitBatchNorm2d ``<layer>.aux_bn.<i>.<name>``.
+AUX_BN_KEY = re.compile(r"(^|\.)aux_bn\.(\d+\.)?")
 
 
 class AuxiliaryBatchNorm:
