@@ -20,6 +20,7 @@ from torch import Tensor
 
 from augmix.execution import (
     NO_OP,
+    Normalization,
     op_arguments,
     plan_chunk,
     run_chunk,
@@ -146,20 +147,31 @@ class AugMix:
         mix_weight = sample_beta(self.alpha, self.alpha, (batch_size,), g)
         return AugMixParams(ops, levels, signs, depths, chain_weights, mix_weight)
 
-    def __call__(self, images: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        """AugMix ``images`` (uint8, (B,C,H,W) or (C,H,W)); returns float32 in [0, 1]."""
+    def __call__(
+        self, images: Tensor, generator: torch.Generator | None = None, normalize: Normalization | None = None
+    ) -> Tensor:
+        """AugMix ``images`` (uint8, (B,C,H,W) or (C,H,W)); returns float32 in [0, 1], or
+        ``(mixed - mean) / std`` per channel for ``normalize=(mean, std)``."""
         batched = _check_images(images)
         params = self.sample(batched.shape[0], generator)
-        out = self.apply(batched, params)
+        out = self.apply(batched, params, normalize)
         return out if images.dim() == 4 else out[0]
 
-    def apply(self, images: Tensor, params: AugMixParams) -> Tensor:
+    def apply(self, images: Tensor, params: AugMixParams, normalize: Normalization | None = None) -> Tensor:
         """Run the chains and the mix for already drawn parameters.
 
         Chunk by chunk, the host plans the work from CPU copies of ``params`` and uploads it in
         one non-blocking copy; the images never leave their device and nothing is read back.
+        ``normalize=(mean, std)`` normalises while the mix is in cache, rather than in another
+        pass over the whole batch (the same bits as normalising afterwards).
         """
         images = _check_images(images)
+        if normalize is not None and (
+            not len(normalize[0]) == len(normalize[1]) == images.shape[-3] or min(normalize[1]) <= 0
+        ):
+            raise ValueError(
+                f"normalize needs one mean and one positive std per channel ({images.shape[-3]}), got {normalize}"
+            )
         n, c, h, w = images.shape
         if params.ops.shape[0] != n:
             raise ValueError(f"parameters were drawn for {params.ops.shape[0]} images, got {n}")
@@ -179,7 +191,7 @@ class AugMix:
         out = torch.empty(images.shape, dtype=torch.float32, device=images.device)
         for plan in upload(plans, images.device):
             part = slice(plan.start, plan.stop)
-            run_chunk(images[part], plan, ops, self.fill, executor, out[part])
+            run_chunk(images[part], plan, ops, self.fill, executor, out[part], normalize)
         return out
 
 

@@ -2,8 +2,9 @@
 
 A triplet is what JSD training consumes per sample: the clean view and two AugMix views. Rows:
 
-* ``augmix workers (cpu)``: a loader worker's AugMix on the collated uint8 batch
-  (``AugMixViews``), then the DataModule's after-transfer normalisation (``finish_batch``).
+* ``augmix workers (cpu)``: a loader worker's normalised AugMix views of the collated uint8 batch
+  (``AugMixViews``), then the DataModule's after-transfer step (``finish_batch``), which
+  normalises the clean view.
 * ``augmix device (cpu)``: the DataModule's after-transfer path with ``placement=device``
   (``finish_batch`` makes the views), on the CPU.
 * ``augmix device (cuda)``: the same on the GPU, when there is one (wall time, not per core).
@@ -43,7 +44,6 @@ import torch
 import torchvision
 from PIL import Image
 
-from augmix.data.batches import AugMixViews
 from augmix.data.datamodule import AugMixDataModule
 from augmix.memory import PeakMemory
 
@@ -87,7 +87,7 @@ class ProjectRow:
     ) -> None:
         self.dm = datamodule(images.shape[-1], placement, all_ops)
         self.check_syncs = check_syncs
-        self.views = AugMixViews(self.dm.build_augmix(), self.dm.num_views, self.dm.seed) if placement == "workers" else None
+        self.views = self.dm.augmix_views(0) if placement == "workers" else None
         self.images = images.to(device)
         self.target = torch.zeros(len(images), dtype=torch.long, device=device)
         self.calls = 0

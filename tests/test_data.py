@@ -11,7 +11,7 @@ from hydra.utils import instantiate
 
 from augmix.data import AugMixDataModule, RandomCropFlip, RandomResizedCropFlip, ResizeCenterCrop
 from augmix.data import sources
-from augmix.data.batches import AugMixViews, KeyedBatchSampler
+from augmix.data.batches import KeyedBatchSampler
 from augmix.errors import DataError
 from augmix.random import keyed_generator
 from tests.conftest import compose_train, write_cifar100
@@ -178,7 +178,7 @@ def test_triplets_have_the_right_shapes_dtypes_and_normalisation():
 def test_all_views_share_one_crop():
     module = digits_module()
     raw = first_batch(module)
-    views = AugMixViews(module.build_augmix(), 2, module.seed)(raw["image"], *raw["key"])
+    views = module.augmix_views(0)(raw["image"], *raw["key"])
     assert all(torch.equal(a, b) for a, b in zip(views, raw["views"]))
 
 
@@ -229,7 +229,8 @@ def test_preview_shows_exactly_the_first_training_batch():
     clean, views = module.preview(8)
     batch = first_batch(module)
     assert torch.equal(clean, batch["image"][:8])
-    assert all(torch.equal(v, w[:8]) for v, w in zip(views, batch["views"]))
+    assert all(v.min() >= 0 and v.max() <= 1 for v in views)  # in [0, 1], for looking at
+    assert all(torch.equal(module.normalize(v), w[:8]) for v, w in zip(views, batch["views"]))  # training's, normalised
 
 
 def test_cifar_datamodule_reads_the_fixture_and_checks_class_count(cifar10_root):

@@ -12,7 +12,7 @@ from scipy import stats
 
 from augmix import AugMix
 from augmix.augment import NO_OP
-from augmix.data.batches import AugMixViews
+from augmix.data.batches import AugMixViews, Normalize
 from augmix.data.datamodule import AugMixDataModule
 from augmix.ops import DEFAULT_OPS, OPS
 from tests.test_ops import natural_images
@@ -31,7 +31,7 @@ def datamodule(size: int = 32, **augmix) -> AugMixDataModule:
 
 def workers_batch(module: AugMixDataModule, images: torch.Tensor, key: tuple[int, int]) -> dict:
     """What a loader worker hands over with ``placement=workers``."""
-    views = AugMixViews(module.build_augmix(), module.num_views, module.seed)(images, *key)
+    views = module.augmix_views(0)(images, *key)
     return {"image": images, "target": torch.zeros(len(images), dtype=torch.long), "key": key, "views": views}
 
 
@@ -48,6 +48,25 @@ def test_device_placement_on_cpu_gives_shaped_normalised_triplets():
         assert torch.allclose(view * std + mean, mixed, atol=1e-6)
         assert (mixed >= 0).all() and (mixed <= 1).all()
     assert not torch.equal(aug1, aug2) and torch.equal(batch["target"], torch.arange(10))
+
+
+def test_normalising_while_mixing_gives_the_bits_of_normalising_afterwards():
+    images = natural_images(7, 64)  # more than one cache-sized block
+    augmix = AugMix(all_ops=True)
+    mixed = augmix(images, torch.Generator().manual_seed(5))
+    normalised = augmix(images, torch.Generator().manual_seed(5), normalize=(MEAN, STD))
+    assert torch.equal(normalised, Normalize(MEAN, STD)(mixed))
+    with pytest.raises(ValueError, match="one mean and one positive std per channel"):
+        augmix(images, normalize=((0.5,), (0.5,)))
+
+
+def test_blocked_normalisation_is_the_plain_formula():
+    images = natural_images(5, 224)  # several cache-sized blocks on CPU
+    expected = images.float()
+    for channel, (mean, std) in enumerate(zip(MEAN, STD)):
+        expected[:, channel].sub_(mean * 255).div_(std * 255)
+    assert torch.equal(Normalize(MEAN, STD)(images), expected)
+    assert torch.equal(Normalize(MEAN, STD)(images[0]), expected[0])
 
 
 @pytest.mark.parametrize("executor", ["grouped", "fused"])

@@ -13,6 +13,7 @@ from torch import Tensor
 from torch.utils.data import Dataset, Sampler
 
 from augmix.augment import AugMix
+from augmix.execution import Normalization, images_per_block, normalize_in_place
 from augmix.data.sources import ImageSource
 from augmix.random import AUGMIX_STREAM, CROP_STREAM, ORDER_STREAM, keyed_generator
 
@@ -92,17 +93,21 @@ SampleTransform = Callable[[Tensor, torch.Generator], Tensor]
 
 
 class AugMixViews:
-    """Turns a uint8 batch into its AugMix views (two for JSD, one without) from a batch key."""
+    """Turns a uint8 batch into its AugMix views (two for JSD, one without) from a batch key;
+    normalised by ``normalize`` (mean, std) when given, in [0, 1] otherwise."""
 
-    def __init__(self, augmix: AugMix, num_views: int, seed: int, rank: int = 0) -> None:
+    def __init__(
+        self, augmix: AugMix, num_views: int, seed: int, rank: int = 0, normalize: Normalization | None = None
+    ) -> None:
         self.augmix, self.num_views, self.seed, self.rank = augmix, num_views, seed, rank
+        self.normalize = normalize
 
     def generator(self, epoch: int, index: int) -> torch.Generator:
         return keyed_generator(self.seed, AUGMIX_STREAM, self.rank, epoch, index)
 
     def __call__(self, images: Tensor, epoch: int, index: int) -> list[Tensor]:
         repeated = images.repeat(self.num_views, 1, 1, 1) if self.num_views > 1 else images
-        mixed = self.augmix(repeated, self.generator(epoch, index))
+        mixed = self.augmix(repeated, self.generator(epoch, index), self.normalize)
         return list(mixed.chunk(self.num_views))
 
 
@@ -144,12 +149,20 @@ class Normalize:
             raise ValueError(f"mean {mean} and std {std} must have equal length and positive std")
         self.mean, self.std = tuple(mean), tuple(std)
 
-    def __call__(self, images: Tensor, in_place: bool = False) -> Tensor:
-        """Normalised float32 images. ``in_place`` reuses a float32 input's memory (AugMix views
-        made for this batch), so the device never holds a second copy of them. Per-channel
-        Python scalars keep host-to-device copies, each a wait for the GPU, out of the loop."""
+    @property
+    def statistics(self) -> Normalization:
+        return self.mean, self.std
+
+    def __call__(self, images: Tensor) -> Tensor:
+        """Normalised float32 images. Per-channel Python scalars keep host-to-device copies, each a
+        wait for the GPU, out of the loop; on CPU a cache-sized block of images at a time."""
         scale = 255.0 if images.dtype == torch.uint8 else 1.0
-        out = images if in_place and images.dtype == torch.float32 else images.to(torch.float32, copy=True)
-        for channel, (mean, std) in enumerate(zip(self.mean, self.std)):
-            out[:, channel].sub_(mean * scale).div_(std * scale)
+        mean, std = tuple(m * scale for m in self.mean), tuple(s * scale for s in self.std)
+        out = torch.empty(images.shape, dtype=torch.float32, device=images.device)
+        source, target = images.reshape(-1, *images.shape[-3:]), out.view(-1, *out.shape[-3:])
+        block = images_per_block(target)
+        for start in range(0, len(target), block):
+            part = target[start : start + block]
+            part.copy_(source[start : start + block])
+            normalize_in_place(part, mean, std)
         return out

@@ -193,10 +193,13 @@ class AugMixDataModule(pl.LightningDataModule):
         trainer = self.trainer
         return (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
 
-    def _views(self, rank: int) -> AugMixViews | None:
+    def augmix_views(self, rank: int, normalized: bool = True) -> AugMixViews | None:
+        """What makes a training batch's AugMix views, in the workers or after transfer; normalised
+        while they are mixed (in cache), unless ``normalized`` is false (for looking at them)."""
         if self.num_views == 0:
             return None
-        return AugMixViews(self.build_augmix(), self.num_views, self.seed, rank)
+        statistics = self.normalize.statistics if normalized else None
+        return AugMixViews(self.build_augmix(), self.num_views, self.seed, rank, statistics)
 
     def train_dataloader(self) -> DataLoader:
         rank, world_size = self._rank()
@@ -206,7 +209,7 @@ class AugMixDataModule(pl.LightningDataModule):
             rank=rank, world_size=world_size, pad_shards=True,
         )
         sampler.resume_point = self.resume_point
-        views = self._views(rank)
+        views = self.augmix_views(rank)
         self._device_views = views if self.placement == "device" else None
         in_workers = views if self.placement == "workers" else None
         return self._loader(BatchAssembler(source, self.train_transform, self.seed, rank, in_workers), sampler)
@@ -261,15 +264,16 @@ class AugMixDataModule(pl.LightningDataModule):
     # ------------------------------------------------------------------------------ batch finishing
 
     def finish_batch(self, batch: dict, training: bool) -> dict:
-        """Add AugMix views when they weren't made in the workers, normalise everything, then erase and mix."""
+        """Add AugMix views when they weren't made in the workers, normalise the clean view (the AugMix
+        views come normalised), then erase and mix."""
         clean: Tensor = batch["image"]
         if not training:
             return {"views": [self.normalize(clean)], "target": batch["target"]}
         views = batch.get("views")
         if views is None and self.num_views > 0:
-            augment = self._device_views or self._views(self._rank()[0])
+            augment = self._device_views or self.augmix_views(self._rank()[0])
             views = augment(clean, *batch["key"])
-        normalised = [self.normalize(v, in_place=True) for v in views or []]  # AugMix views are this batch's own
+        normalised = list(views or [])
         if self.num_views != 1:
             normalised.insert(0, self.normalize(clean))
         return self._erase_and_mix(normalised, batch["target"], batch["key"])
@@ -290,7 +294,7 @@ class AugMixDataModule(pl.LightningDataModule):
         source = self.source("train")
         sampler = KeyedBatchSampler(len(source), self.batch_size, True, self.drop_last, self.seed)
         batch = BatchAssembler(source, self.train_transform, self.seed)[next(iter(sampler))]
-        views = self._views(0)
+        views = self.augmix_views(0, normalized=False)
         augmented = views(batch["image"], *batch["key"]) if views is not None else []
         return batch["image"][:count], [view[:count] for view in augmented]
 
