@@ -27,6 +27,7 @@ from augmix.execution import (
     upload,
     without_identities,
 )
+from augmix.memory import empty_batch
 from augmix.ops import OPS, resolve_ops
 from augmix.ops.common import Fill
 from augmix.random import sample_beta, sample_dirichlet
@@ -188,7 +189,7 @@ class AugMix:
                        start, min(start + chunk, n), executor)
             for start in range(0, n, chunk)
         ]
-        out = torch.empty(images.shape, dtype=torch.float32, device=images.device)
+        out = empty_batch(images.shape, images.device)
         for plan in upload(plans, images.device):
             part = slice(plan.start, plan.stop)
             run_chunk(images[part], plan, ops, self.fill, executor, out[part], normalize)

@@ -9,7 +9,7 @@ from torch.utils._pytree import tree_leaves
 from augmix import AugMix
 from augmix.augment import DEVICE_CHUNKS, default_chunk_values
 from augmix.memory import PeakMemory
-from augmix.ops import ALL_OPS, OPS, color, geometry
+from augmix.ops import ALL_OPS, OPS, color, common, geometry
 from augmix.random import keyed_generator
 from tests.test_ops import natural_images, per_image
 
@@ -109,6 +109,33 @@ def test_every_table_form_equals_its_kernel(name):
     levels = torch.linspace(0.1, 9.9, len(images), dtype=torch.float64)
     argument = op.parameter(levels, torch.ones_like(levels), 24, 24)
     assert torch.equal(color.apply_lut(images, op.lut(images, argument)), op.apply(images, argument))
+
+
+@pytest.mark.parametrize("size", [48, 224])
+def test_opencv_plane_kernels_equal_the_pytorch_path(monkeypatch, size):
+    """On CPU large planes are counted, looked up and transposed by OpenCV; other devices use
+    PyTorch's path, which must give the same bytes."""
+    images = natural_images(5, size)
+    images[1] = 7  # flat image: equalize and autocontrast keep it
+    images[2, 1] = images[2, 1] // 64  # four levels in one channel
+    levels = torch.linspace(0.1, 9.9, len(images), dtype=torch.float64)
+
+    def results() -> dict[str, torch.Tensor]:
+        out = {"transpose": common.transpose_planes(images[..., 3:])}  # not square
+        for name in [name for name in ALL_OPS if OPS[name].lut is not None] + ["shear_y"]:
+            op = OPS[name]
+            argument = op.parameter(levels, torch.ones_like(levels), size, size)
+            out[name] = op.apply(images, argument)
+            if op.lut is not None:
+                out[f"{name} table"] = color.apply_lut(images, op.lut(images, argument))
+        return out
+
+    assert common.opencv_planes(images)
+    with_opencv = results()
+    monkeypatch.setattr(common, "OPENCV_PLANE_VALUES", 2**24)
+    assert not common.opencv_planes(images)
+    for name, expected in results().items():
+        assert torch.equal(with_opencv[name], expected), name
 
 
 @pytest.mark.parametrize("executor", ["grouped", "fused"])

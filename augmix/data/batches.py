@@ -14,6 +14,7 @@ from torch.utils.data import Dataset, Sampler
 
 from augmix.augment import AugMix
 from augmix.execution import Normalization, images_per_block, normalize_in_place
+from augmix.memory import empty_batch
 from augmix.data.sources import ImageSource
 from augmix.random import AUGMIX_STREAM, CROP_STREAM, ORDER_STREAM, keyed_generator
 
@@ -158,7 +159,7 @@ class Normalize:
         wait for the GPU, out of the loop; on CPU a cache-sized block of images at a time."""
         scale = 255.0 if images.dtype == torch.uint8 else 1.0
         mean, std = tuple(m * scale for m in self.mean), tuple(s * scale for s in self.std)
-        out = torch.empty(images.shape, dtype=torch.float32, device=images.device)
+        out = empty_batch(images.shape, images.device)
         source, target = images.reshape(-1, *images.shape[-3:]), out.view(-1, *out.shape[-3:])
         block = images_per_block(target)
         for start in range(0, len(target), block):
