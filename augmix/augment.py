@@ -69,6 +69,10 @@ class AugMixParams:
     def to(self, device: torch.device | str) -> AugMixParams:
         return AugMixParams(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
 
+    def rows(self, start: int, stop: int) -> AugMixParams:
+        """The parameters of images ``start:stop``."""
+        return AugMixParams(**{f.name: getattr(self, f.name)[start:stop] for f in fields(self)})
+
 
 class AugMix:
     """Per-image AugMix for uint8 batches.

@@ -107,9 +107,11 @@ class AugMixViews:
         return keyed_generator(self.seed, AUGMIX_STREAM, self.rank, epoch, index)
 
     def __call__(self, images: Tensor, epoch: int, index: int) -> list[Tensor]:
-        repeated = images.repeat(self.num_views, 1, 1, 1) if self.num_views > 1 else images
-        mixed = self.augmix(repeated, self.generator(epoch, index), self.normalize)
-        return list(mixed.chunk(self.num_views))
+        """View ``v`` of image ``i`` uses the draws of row ``v * len(images) + i`` of one draw for
+        all views. Each view is made from ``images`` directly: no repeated copy of the batch."""
+        n = len(images)
+        params = self.augmix.sample(self.num_views * n, self.generator(epoch, index))
+        return [self.augmix.apply(images, params.rows(v * n, (v + 1) * n), self.normalize) for v in range(self.num_views)]
 
 
 class BatchAssembler(Dataset):
