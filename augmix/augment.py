@@ -41,7 +41,7 @@ Executor = Literal["auto", "grouped", "fused"]
 #: one float32 view of a JSD batch (measured: tests/test_kernels_fast.py), but chunks never shrink
 #: below MIN_DEVICE_CHUNK_VALUES, so small images are not cut into launch-bound slivers.
 CPU_CHUNK_VALUES = 2**23
-DEVICE_CHUNKS = 8
+DEVICE_CHUNKS = 10
 MIN_DEVICE_CHUNK_VALUES = 2**22
 
 

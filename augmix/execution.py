@@ -6,8 +6,9 @@ non-blocking copy, so no executor ever reads a value back from the device. Both 
 the same kernels, which treat every image on its own, so they give identical bytes:
 
 * ``grouped`` gathers, for each op of a step, just the chains that drew it, runs the op once on
-  them and writes the results into the next step's chains. Least work and memory, on any device:
-  the group sizes are known on the host, so gathering needs no sync either.
+  them and appends the results to one arena of uint8 images; a chain that ended or skipped a step
+  is never copied. Least work and memory, on any device: the group sizes are known on the host,
+  so gathering needs no sync either.
 * ``fused`` runs each op that occurs in the step on all chains and keeps every chain's own result
   with ``torch.where``; the pointwise ops of a step share one table lookup. Tensor shapes never
   depend on the draw (the form graph capture needs), at several times the work and memory.
@@ -38,11 +39,15 @@ CPU_BLOCK_VALUES = 2**19
 class StepPlan:
     """One chain step of one chunk.
 
-    Position ``p`` of the step's output reads row ``source_rows[p]`` of its input (the previous
-    step's chains, or the chunk's images for step 0); ``None`` means row ``p``. ``groups`` holds
-    ``(op, start, stop)``: runs of positions sharing an op (grouped), or the ops that occur, each
-    over all positions (fused). ``ops``, ``levels``, ``signs`` and ``arguments`` (the argument of
-    each position's own op) are per position.
+    ``groups`` holds ``(op, start, stop)``: runs of positions sharing an op (grouped), or the ops
+    that occur, each over all positions (fused). ``ops``, ``levels``, ``signs`` and ``arguments``
+    (the argument of each position's own op) are per position.
+
+    Grouped: the positions are all chains at step 0, then the chains with an op in the step;
+    position ``p`` reads row ``source_rows[p]`` of the chunk's images (step 0) or of the arena,
+    and writes arena row ``offset + p``. Fused: the positions are all chains;
+    position ``p`` reads row ``source_rows[p]`` of the chunk's images at step 0 and row ``p`` of
+    the previous step's chains after it (``source_rows`` is ``None``).
     """
 
     source_rows: Tensor | None
@@ -51,6 +56,7 @@ class StepPlan:
     levels: Tensor
     signs: Tensor
     arguments: Tensor
+    offset: int = 0
 
 
 @dataclass(frozen=True)
@@ -58,9 +64,10 @@ class ChunkPlan:
     start: int
     stop: int
     steps: tuple[StepPlan, ...]
-    restore: Tensor | None  # (images, width): where each chain ended up; None: in (image, chain) order
+    restore: Tensor | None  # (images, width): the arena row of each chain's result; None: in (image, chain) order
     chain_weights: Tensor  # (images, width)
     mix_weight: Tensor  # (images,)
+    arena_rows: int = 0  # grouped: every chain at step 0, then every later op's output
 
 
 def op_arguments(ops: Tensor, levels: Tensor, signs: Tensor, table: list[Op], height: int, width: int) -> Tensor:
@@ -87,31 +94,54 @@ def plan_chunk(
 ) -> ChunkPlan:
     """The plan for images ``start:stop``, from CPU parameters shaped (N, width, depth)."""
     width, depth = ops.shape[1:]
-    rows = (stop - start) * width
-    identity = torch.arange(rows)
-    held = identity  # position -> chain (image * width + i) held there
+    per_chain = [values[start:stop].reshape(-1, depth) for values in (ops, levels, signs, arguments)]
+    plan = _grouped_steps if executor == "grouped" else _fused_steps
+    steps, restore, arena_rows = plan(*per_chain, width=width)
+    return ChunkPlan(start, stop, steps, restore, chain_weights[start:stop], mix_weight[start:stop], arena_rows)
+
+
+def _grouped_steps(
+    ops: Tensor, levels: Tensor, signs: Tensor, arguments: Tensor, width: int
+) -> tuple[tuple[StepPlan, ...], Tensor, int]:
+    """Steps that write one arena of chains. Step 0 takes every chain (from the chunk's images);
+    a later step takes only the chains that drew an op in it (from their arena rows), sorted by op,
+    and a chain stays in the row of its last output: chains that ended or skipped a step (an
+    identity) are never copied."""
+    chains = ops.shape[0]
+    location = torch.arange(chains) // width  # step 0 reads each chain's image
+    offset = 0
     steps = []
-    for step in range(depth):
-        chain_ops, chain_levels, chain_signs, chain_arguments = (
-            values[start:stop, :, step].reshape(-1) for values in (ops, levels, signs, arguments)
+    for step in range(ops.shape[1]):
+        step_ops = ops[:, step]
+        active = torch.arange(chains) if step == 0 else (step_ops != NO_OP).nonzero().view(-1)
+        if len(active) == 0:
+            continue
+        held = active[torch.sort(step_ops[active], stable=True).indices]  # position -> chain
+        counts = torch.bincount(step_ops[held] - NO_OP).tolist()
+        bounds = torch.tensor([0, *counts]).cumsum(0).tolist()
+        groups = tuple((k + NO_OP, bounds[k], bounds[k + 1]) for k, count in enumerate(counts) if count)
+        steps.append(StepPlan(
+            location[held], groups, step_ops[held], levels[held, step], signs[held, step], arguments[held, step], offset
+        ))
+        location[held] = torch.arange(offset, offset + len(held))
+        offset += len(held)
+    return tuple(steps), location.view(-1, width), offset
+
+
+def _fused_steps(
+    ops: Tensor, levels: Tensor, signs: Tensor, arguments: Tensor, width: int
+) -> tuple[tuple[StepPlan, ...], None, int]:
+    """Every step over all chains in (image, chain) order; each op that occurs runs on all of them."""
+    chains = ops.shape[0]
+    steps = tuple(
+        StepPlan(
+            torch.arange(chains) // width if step == 0 else None,
+            tuple((k, 0, chains) for k in sorted(set(ops[:, step].tolist()) - {NO_OP})),
+            ops[:, step], levels[:, step], signs[:, step], arguments[:, step],
         )
-        if executor == "grouped":
-            order = torch.sort(chain_ops[held], stable=True).indices
-            held = held[order]
-            source_rows = held // width if step == 0 else order  # step 0 reads the images
-            counts = torch.bincount(chain_ops[held] - NO_OP).tolist()
-            bounds = torch.tensor([0, *counts]).cumsum(0).tolist()
-            groups = tuple((k + NO_OP, bounds[k], bounds[k + 1]) for k, count in enumerate(counts) if count)
-        else:
-            source_rows = identity // width if step == 0 else None
-            groups = tuple((k, 0, rows) for k in sorted(set(chain_ops.tolist()) - {NO_OP}))
-        if step > 0 and source_rows is not None and torch.equal(source_rows, identity):
-            source_rows = None
-        steps.append(
-            StepPlan(source_rows, groups, chain_ops[held], chain_levels[held], chain_signs[held], chain_arguments[held])
-        )
-    restore = None if torch.equal(held, identity) else torch.argsort(held).view(-1, width)
-    return ChunkPlan(start, stop, tuple(steps), restore, chain_weights[start:stop], mix_weight[start:stop])
+        for step in range(ops.shape[1])
+    )
+    return steps, None, 0
 
 
 def to_device(tensor: Tensor, device: torch.device) -> Tensor:
@@ -160,11 +190,13 @@ def run_chunk(
     normalize: Normalization | None = None,
 ) -> None:
     """Write the AugMix of a chunk's ``images`` (uint8) into ``out`` (float32, same shape)."""
-    chains = images
-    for step in plan.steps:
-        if executor == "grouped":
-            chains = _grouped_step(chains, step, ops, fill)
-        else:
+    if executor == "grouped":
+        chains = images.new_empty((plan.arena_rows, *images.shape[1:]))
+        for number, step in enumerate(plan.steps):
+            _grouped_step(images if number == 0 else chains, chains, step, ops, fill)
+    else:
+        chains = images
+        for step in plan.steps:
             chains = _fused_step(chains, step, ops, fill)
     _mix(images, chains, plan, out, normalize)
 
@@ -176,26 +208,18 @@ def images_per_block(images: Tensor) -> int:
     return max(1, CPU_BLOCK_VALUES // images[0].numel())
 
 
-def _grouped_step(source: Tensor, step: StepPlan, ops: list[Op], fill: Fill) -> Tensor:
-    """Each op on the chains that drew it, gathered straight from the previous step (on CPU a
-    cache-sized block at a time)."""
-    if step.source_rows is None and all(k == NO_OP for k, _, _ in step.groups):
-        return source
-    out = source.new_empty((step.groups[-1][2], *source.shape[1:]))
-    block = images_per_block(source)
+def _grouped_step(source: Tensor, arena: Tensor, step: StepPlan, ops: list[Op], fill: Fill) -> None:
+    """Each op on the chains that drew it, gathered from ``source`` (the images at step 0, the
+    arena after it), written into the step's arena rows (on CPU a cache-sized block at a time)."""
+    block = images_per_block(arena)
     for k, start, stop in step.groups:
-        if k == NO_OP:
-            rows = slice(start, stop)
-            if step.source_rows is None:
-                out[rows] = source[rows]
-            else:
-                torch.index_select(source, 0, step.source_rows[rows], out=out[rows])
+        if k == NO_OP:  # step 0 only: chains whose first op is an identity start as their image
+            torch.index_select(source, 0, step.source_rows[start:stop], out=arena[step.offset + start : step.offset + stop])
             continue
         for first in range(start, stop, block):
             rows = slice(first, min(first + block, stop))
-            part = source[rows] if step.source_rows is None else source.index_select(0, step.source_rows[rows])
-            out[rows] = ops[k].apply(part, step.arguments[rows], fill)
-    return out
+            part = source.index_select(0, step.source_rows[rows])
+            arena[step.offset + rows.start : step.offset + rows.stop] = ops[k].apply(part, step.arguments[rows], fill)
 
 
 def _fused_step(source: Tensor, step: StepPlan, ops: list[Op], fill: Fill) -> Tensor:

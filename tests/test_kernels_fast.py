@@ -183,7 +183,7 @@ def test_device_chunks_bound_the_temporaries():
     """An accelerator splits a large JSD batch into DEVICE_CHUNKS chunks (what it does with a batch
     of 256 at 224 px). Then AugMix holds at most one float32 view of the batch beyond its two
     output views."""
-    assert default_chunk_values(torch.device("cuda"), 512 * 9 * 224 * 224) == 512 * 9 * 224 * 224 // DEVICE_CHUNKS
+    assert default_chunk_values(torch.device("cuda"), 512 * 9 * 224 * 224) == -(-512 * 9 * 224 * 224 // DEVICE_CHUNKS)
     batch, size = 16, 96
     images = natural_images(batch, size).repeat(2, 1, 1, 1)
     view = batch * 3 * size * size * 4
