@@ -211,11 +211,11 @@ def images_per_block(images: Tensor) -> int:
 def _grouped_step(source: Tensor, arena: Tensor, step: StepPlan, ops: list[Op], fill: Fill) -> None:
     """Each op on the chains that drew it, gathered from ``source`` (the images at step 0, the
     arena after it), written into the step's arena rows (on CPU a cache-sized block at a time)."""
-    block = images_per_block(arena)
     for k, start, stop in step.groups:
         if k == NO_OP:  # step 0 only: chains whose first op is an identity start as their image
             torch.index_select(source, 0, step.source_rows[start:stop], out=arena[step.offset + start : step.offset + stop])
             continue
+        block = images_per_block(arena) if ops[k].blocked else stop - start
         for first in range(start, stop, block):
             rows = slice(first, min(first + block, stop))
             part = source.index_select(0, step.source_rows[rows])

@@ -1,8 +1,7 @@
 """Cost of every AugMix op, in ns per value (N x C x H x W), one CPU thread.
 
-Each op runs as the grouped executor runs it on CPU: on cache-sized blocks of images
-(``augmix.execution.CPU_BLOCK_VALUES``), and also on the whole group at once, to show what the
-blocking buys. ``--pytorch-planes`` turns off the OpenCV plane kernels (histograms, table
+Each op runs on cache-sized blocks of images (``augmix.execution.CPU_BLOCK_VALUES``) and on the
+whole group at once; the grouped executor uses the form its ``Op.blocked`` names. ``--pytorch-planes`` turns off the OpenCV plane kernels (histograms, table
 lookups, transposes), to show what they buy. Fastest of interleaved rounds, so a busy machine
 disturbs it little.
 
@@ -47,7 +46,8 @@ def main() -> None:
     if args.pytorch_planes:
         common.OPENCV_PLANE_VALUES = 2**24
     levels_generator = torch.Generator().manual_seed(0)
-    print(f"ns per value, fastest of {args.rounds} rounds, one thread" + (", PyTorch plane kernels" if args.pytorch_planes else ""))
+    print(f"ns per value, fastest of {args.rounds} rounds, one thread; * the executor's form"
+          + (", PyTorch plane kernels" if args.pytorch_planes else ""))
     header = " | ".join(f"{size} px blocked | {size} px whole group" for size in args.sizes)
     print(f"| op | {header} |")
     print("|---|" + "---:|" * 2 * len(args.sizes))
@@ -67,7 +67,8 @@ def main() -> None:
                     out[start : start + block] = op.apply(images[start : start + block], argument[start : start + block])
 
             cells += [cost(blocked, images.numel(), args.rounds), cost(lambda: op.apply(images, argument), images.numel(), args.rounds)]
-        print(f"| {name} | " + " | ".join(f"{c:.2f}" for c in cells) + " |")
+        used = 0 if op.blocked else 1  # the form the grouped executor uses, marked with *
+        print(f"| {name} | " + " | ".join(f"{c:.2f}" + ("*" if i % 2 == used else "") for i, c in enumerate(cells)) + " |")
 
 
 if __name__ == "__main__":

@@ -54,6 +54,9 @@ class Op:
     ``lut(images, argument)``, the same op as one 256-entry table per image and channel, so that
     the fused executor can apply all of a step's pointwise ops with one lookup. ``identity``
     marks the arguments for which the op returns its input unchanged, so executors skip them.
+    ``blocked``: on CPU the executor runs the op a cache-sized block of images at a time, which
+    pays for ops with float temporaries; table lookups stream through memory once and take whole
+    groups (benchmarks/op_costs.py measures both).
     """
 
     name: str
@@ -61,6 +64,7 @@ class Op:
     kernel: Callable[[Tensor, Tensor, Fill], Tensor]
     lut: Callable[[Tensor, Tensor], Tensor] | None = None
     identity: Callable[[Tensor], Tensor] | None = None
+    blocked: bool = True
 
     def apply(self, images: Tensor, argument: Tensor, fill: Fill = 0) -> Tensor:
         """Apply the op to every image of ``images`` with its own argument (on their device)."""
@@ -87,18 +91,21 @@ OPS: dict[str, Op] = {
             _unused,
             _pointwise(lambda images, _: color.autocontrast(images)),
             lut=lambda images, _: color.autocontrast_lut(images),
+            blocked=False,
         ),
         Op(
             "equalize",
             _unused,
             _pointwise(lambda images, _: color.equalize(images)),
             lut=lambda images, _: color.equalize_lut(images),
+            blocked=False,
         ),
         Op(
             "posterize",
             lambda level, sign, h, w: 4 - _int_parameter(level, 4),
             _pointwise(color.posterize),
             lut=color.posterize_lut,
+            blocked=False,
         ),
         # 0 degrees samples every pixel at its own centre: exactly the input (tests/test_kernels_fast.py)
         Op("rotate", lambda level, sign, h, w: _int_parameter(level, 30) * sign, geometry.rotate, identity=_is_zero),
@@ -128,12 +135,14 @@ OPS: dict[str, Op] = {
             lambda level, sign, h, w: _enhance_factor(level),
             _pointwise(color.adjust_contrast),
             lut=color.contrast_lut,
+            blocked=False,
         ),
         Op(
             "brightness",
             lambda level, sign, h, w: _enhance_factor(level),
             _pointwise(color.adjust_brightness),
             lut=color.brightness_lut,
+            blocked=False,
         ),
         Op("sharpness", lambda level, sign, h, w: _enhance_factor(level), _pointwise(color.adjust_sharpness)),
     )
