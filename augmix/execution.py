@@ -215,7 +215,7 @@ def _grouped_step(source: Tensor, arena: Tensor, step: StepPlan, ops: list[Op], 
         if k == NO_OP:  # step 0 only: chains whose first op is an identity start as their image
             torch.index_select(source, 0, step.source_rows[start:stop], out=arena[step.offset + start : step.offset + stop])
             continue
-        block = images_per_block(arena) if ops[k].blocked else stop - start
+        block = images_per_block(arena) if ops[k].blocked(arena) else stop - start
         for first in range(start, stop, block):
             rows = slice(first, min(first + block, stop))
             part = source.index_select(0, step.source_rows[rows])

@@ -1,8 +1,9 @@
 """Cost of every AugMix op, in ns per value (N x C x H x W), one CPU thread.
 
 Each op runs on cache-sized blocks of images (``augmix.execution.CPU_BLOCK_VALUES``) and on the
-whole group at once; the grouped executor uses the form its ``Op.blocked`` names. ``--pytorch-planes`` turns off the OpenCV plane kernels (histograms, table
-lookups, transposes), to show what they buy. Fastest of interleaved rounds, so a busy machine
+whole group at once; the grouped executor uses the form its ``Op.blocked`` names (marked *).
+``--pytorch-planes`` turns off the OpenCV plane kernels (histograms, table lookups, transposes),
+to show what they buy. Fastest of interleaved rounds, so a busy machine
 disturbs it little.
 
     python benchmarks/op_costs.py                  # 224 px (24 images) and 32 px (768 images)
@@ -54,6 +55,7 @@ def main() -> None:
     batches = {size: sample_images(max(1, args.values // (3 * size * size)), size) for size in args.sizes}
     for name in ALL_OPS:
         op, cells = OPS[name], []
+        used = []  # the form the grouped executor uses, marked with *
         for size, images in batches.items():
             n = len(images)
             levels = torch.rand(n, dtype=torch.float64, generator=levels_generator) * 2.9 + 0.1
@@ -66,9 +68,9 @@ def main() -> None:
                 for start in range(0, n, block):
                     out[start : start + block] = op.apply(images[start : start + block], argument[start : start + block])
 
+            used += [op.blocked(images), not op.blocked(images)]
             cells += [cost(blocked, images.numel(), args.rounds), cost(lambda: op.apply(images, argument), images.numel(), args.rounds)]
-        used = 0 if op.blocked else 1  # the form the grouped executor uses, marked with *
-        print(f"| {name} | " + " | ".join(f"{c:.2f}" + ("*" if i % 2 == used else "") for i, c in enumerate(cells)) + " |")
+        print(f"| {name} | " + " | ".join(f"{c:.2f}" + ("*" if mark else "") for c, mark in zip(cells, used)) + " |")
 
 
 if __name__ == "__main__":

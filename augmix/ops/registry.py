@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 from augmix.ops import color, geometry
-from augmix.ops.common import Fill
+from augmix.ops.common import Fill, opencv_planes
 
 #: Ops of the paper's default AugMix (``augmentations.augmentations`` in the official code).
 DEFAULT_OPS = (
@@ -54,9 +54,9 @@ class Op:
     ``lut(images, argument)``, the same op as one 256-entry table per image and channel, so that
     the fused executor can apply all of a step's pointwise ops with one lookup. ``identity``
     marks the arguments for which the op returns its input unchanged, so executors skip them.
-    ``blocked``: on CPU the executor runs the op a cache-sized block of images at a time, which
-    pays for ops with float temporaries; table lookups stream through memory once and take whole
-    groups (benchmarks/op_costs.py measures both).
+    ``blocked(images)``: whether, on CPU, the executor runs the op a cache-sized block of images
+    at a time, which pays for ops with temporaries; OpenCV's table lookups and posterize's one
+    ``&`` stream through memory once and take whole groups (benchmarks/op_costs.py measures both).
     """
 
     name: str
@@ -64,7 +64,7 @@ class Op:
     kernel: Callable[[Tensor, Tensor, Fill], Tensor]
     lut: Callable[[Tensor, Tensor], Tensor] | None = None
     identity: Callable[[Tensor], Tensor] | None = None
-    blocked: bool = True
+    blocked: Callable[[Tensor], bool] = lambda images: True
 
     def apply(self, images: Tensor, argument: Tensor, fill: Fill = 0) -> Tensor:
         """Apply the op to every image of ``images`` with its own argument (on their device)."""
@@ -79,6 +79,10 @@ def _is_zero(argument: Tensor) -> Tensor:
     return argument == 0
 
 
+def _unless_opencv(images: Tensor) -> bool:
+    return not opencv_planes(images)
+
+
 def _pointwise(kernel: Callable[[Tensor, Tensor], Tensor]) -> Callable[[Tensor, Tensor, Fill], Tensor]:
     return lambda images, argument, fill: kernel(images, argument)
 
@@ -91,21 +95,21 @@ OPS: dict[str, Op] = {
             _unused,
             _pointwise(lambda images, _: color.autocontrast(images)),
             lut=lambda images, _: color.autocontrast_lut(images),
-            blocked=False,
+            blocked=_unless_opencv,
         ),
         Op(
             "equalize",
             _unused,
             _pointwise(lambda images, _: color.equalize(images)),
             lut=lambda images, _: color.equalize_lut(images),
-            blocked=False,
+            blocked=_unless_opencv,
         ),
         Op(
             "posterize",
             lambda level, sign, h, w: 4 - _int_parameter(level, 4),
             _pointwise(color.posterize),
             lut=color.posterize_lut,
-            blocked=False,
+            blocked=lambda images: False,  # one ``&``, no temporaries
         ),
         # 0 degrees samples every pixel at its own centre: exactly the input (tests/test_kernels_fast.py)
         Op("rotate", lambda level, sign, h, w: _int_parameter(level, 30) * sign, geometry.rotate, identity=_is_zero),
@@ -135,14 +139,14 @@ OPS: dict[str, Op] = {
             lambda level, sign, h, w: _enhance_factor(level),
             _pointwise(color.adjust_contrast),
             lut=color.contrast_lut,
-            blocked=False,
+            blocked=_unless_opencv,
         ),
         Op(
             "brightness",
             lambda level, sign, h, w: _enhance_factor(level),
             _pointwise(color.adjust_brightness),
             lut=color.brightness_lut,
-            blocked=False,
+            blocked=_unless_opencv,
         ),
         Op("sharpness", lambda level, sign, h, w: _enhance_factor(level), _pointwise(color.adjust_sharpness)),
     )
