@@ -167,8 +167,9 @@ class AugMix:
 
         Chunk by chunk, the host plans the work from CPU copies of ``params`` and uploads it in
         one non-blocking copy; the images never leave their device and nothing is read back.
-        ``normalize=(mean, std)`` normalises while the mix is in cache, rather than in another
-        pass over the whole batch (the same bits as normalising afterwards).
+        ``normalize=(mean, std)`` normalises within the mix (folded into its weights, offset and
+        clamp bounds) rather than in another pass over the batch; equal to normalising afterwards
+        up to float32 rounding.
         """
         images = _check_images(images)
         if normalize is not None and (

@@ -244,31 +244,34 @@ def _fused_step(source: Tensor, step: StepPlan, ops: list[Op], fill: Fill) -> Te
 
 
 def _mix(images: Tensor, chains: Tensor, plan: ChunkPlan, out: Tensor, normalize: Normalization | None) -> None:
-    """out = (1 - m) * x + m * sum_i ws_i * chain_i, scaled to [0, 1], then ``(out - mean) / std``
-    per channel when ``normalize`` = (mean, std) is given.
+    """out = (1 - m) * x + m * sum_i ws_i * chain_i, scaled to [0, 1] and clamped there; with
+    ``normalize`` = (mean, std), ``(out - mean) / std`` per channel, folded into the weights, the
+    starting value and the clamp bounds, so normalising costs no extra pass.
 
-    On CPU a few images at a time, so the passes over the output hit the core's cache.
+    On CPU a few images at a time, so the passes over the output hit the core's cache. Only
+    in-place multiply-adds and per-channel Python scalars: out-of-place ``addcmul`` and tensor
+    clamp bounds are several times slower on CPU (docs/performance.md).
     """
     n, width = plan.chain_weights.shape
+    channels = images.shape[1]
+    mean, std = normalize if normalize is not None else ((0.0,) * channels, (1.0,) * channels)
+    scales = [1.0 / (255.0 * s) for s in std]  # uint8 value -> normalised unit, per channel
+    low = [-a / s for a, s in zip(mean, std)]  # 0 in normalised units: also where the sum starts
+    high = [(1.0 - a) / s for a, s in zip(mean, std)]
     m = plan.mix_weight
-    clean_weights = ((1.0 - m) / 255.0).float().view(-1, 1, 1, 1)
-    chain_weights = (plan.chain_weights * m.unsqueeze(1) / 255.0).float().view(n, width, 1, 1, 1)
+    clean_weights = torch.stack([(1.0 - m) * k for k in scales], dim=1).float().view(n, channels, 1, 1)
+    mixed = plan.chain_weights * m.unsqueeze(1)
+    chain_weights = torch.stack([mixed * k for k in scales], dim=2).float().view(n, width, channels, 1, 1)
     in_order = chains.view(n, width, *chains.shape[1:]) if plan.restore is None else None
     block = images_per_block(images)
     for start in range(0, n, block):
         part = slice(start, start + block)
         target = out[part]
-        torch.mul(images[part], clean_weights[part], out=target)
+        for channel in range(channels):
+            target[:, channel].fill_(low[channel])
+        target.addcmul_(images[part], clean_weights[part])
         for i in range(width):
             chain = in_order[part, i] if in_order is not None else chains.index_select(0, plan.restore[part, i])
             target.addcmul_(chain, chain_weights[part, i])
-        target.clamp_(0.0, 1.0)
-        if normalize is not None:
-            normalize_in_place(target, *normalize)
-
-
-def normalize_in_place(images: Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
-    """``(images - mean) / std`` per channel, in place, with Python scalars (no device copies).
-    The one formula of every normalisation in the package, so all paths give the same bits."""
-    for channel, (m, s) in enumerate(zip(mean, std)):
-        images[:, channel].sub_(m).div_(s)
+        for channel in range(channels):
+            target[:, channel].clamp_(low[channel], high[channel])

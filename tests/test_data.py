@@ -230,7 +230,8 @@ def test_preview_shows_exactly_the_first_training_batch():
     batch = first_batch(module)
     assert torch.equal(clean, batch["image"][:8])
     assert all(v.min() >= 0 and v.max() <= 1 for v in views)  # in [0, 1], for looking at
-    assert all(torch.equal(module.normalize(v), w[:8]) for v, w in zip(views, batch["views"]))  # training's, normalised
+    # training's views, normalised while mixed (float32 rounding apart)
+    assert all(torch.allclose(module.normalize(v), w[:8], rtol=0, atol=2e-6) for v, w in zip(views, batch["views"]))
 
 
 def test_cifar_datamodule_reads_the_fixture_and_checks_class_count(cifar10_root):

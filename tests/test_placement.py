@@ -50,23 +50,30 @@ def test_device_placement_on_cpu_gives_shaped_normalised_triplets():
     assert not torch.equal(aug1, aug2) and torch.equal(batch["target"], torch.arange(10))
 
 
-def test_normalising_while_mixing_gives_the_bits_of_normalising_afterwards():
+def test_normalising_while_mixing_equals_normalising_afterwards():
+    """Folded into the mixing weights, normalisation changes only float32 rounding (~1e-7 of the
+    range), and the clamp to [0, 1] holds in normalised units."""
     images = natural_images(7, 64)  # more than one cache-sized block
     augmix = AugMix(all_ops=True)
     mixed = augmix(images, torch.Generator().manual_seed(5))
     normalised = augmix(images, torch.Generator().manual_seed(5), normalize=(MEAN, STD))
-    assert torch.equal(normalised, Normalize(MEAN, STD)(mixed))
+    assert torch.allclose(normalised, Normalize(MEAN, STD)(mixed), rtol=0, atol=2e-6)
+    mean, std = torch.tensor(MEAN).view(1, 3, 1, 1), torch.tensor(STD).view(1, 3, 1, 1)
+    restored = normalised * std + mean
+    assert restored.min() >= -1e-6 and restored.max() <= 1 + 1e-6
     with pytest.raises(ValueError, match="one mean and one positive std per channel"):
         augmix(images, normalize=((0.5,), (0.5,)))
 
 
 def test_blocked_normalisation_is_the_plain_formula():
     images = natural_images(5, 224)  # several cache-sized blocks on CPU
-    expected = images.float()
-    for channel, (mean, std) in enumerate(zip(MEAN, STD)):
-        expected[:, channel].sub_(mean * 255).div_(std * 255)
-    assert torch.equal(Normalize(MEAN, STD)(images), expected)
-    assert torch.equal(Normalize(MEAN, STD)(images[0]), expected[0])
+    mean, std = torch.tensor(MEAN).view(1, 3, 1, 1), torch.tensor(STD).view(1, 3, 1, 1)
+    expected = (images.double() / 255 - mean.double()) / std.double()
+    normalised = Normalize(MEAN, STD)(images)
+    assert normalised.dtype == torch.float32 and normalised.shape == images.shape
+    assert torch.allclose(normalised.double(), expected, rtol=0, atol=1e-6)
+    assert torch.equal(Normalize(MEAN, STD)(images[0]), normalised[0])
+    assert torch.allclose(Normalize(MEAN, STD)(images.float() / 255).double(), expected, rtol=0, atol=1e-6)
 
 
 @pytest.mark.parametrize("executor", ["grouped", "fused"])

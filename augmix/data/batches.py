@@ -13,7 +13,7 @@ from torch import Tensor
 from torch.utils.data import Dataset, Sampler
 
 from augmix.augment import AugMix
-from augmix.execution import Normalization, images_per_block, normalize_in_place
+from augmix.execution import Normalization, images_per_block
 from augmix.memory import empty_batch
 from augmix.data.sources import ImageSource
 from augmix.random import AUGMIX_STREAM, CROP_STREAM, ORDER_STREAM, keyed_generator
@@ -157,15 +157,17 @@ class Normalize:
         return self.mean, self.std
 
     def __call__(self, images: Tensor) -> Tensor:
-        """Normalised float32 images. Per-channel Python scalars keep host-to-device copies, each a
-        wait for the GPU, out of the loop; on CPU a cache-sized block of images at a time."""
+        """Normalised float32 images, ``x * (1 / std) - mean / std`` (x scaled from uint8) as one
+        multiply-add per value, on CPU a cache-sized block of images at a time. Per-channel
+        Python scalars: no constant is copied to the images' device."""
         scale = 255.0 if images.dtype == torch.uint8 else 1.0
-        mean, std = tuple(m * scale for m in self.mean), tuple(s * scale for s in self.std)
+        weights = [1.0 / (scale * s) for s in self.std]
+        offsets = [-m / s for m, s in zip(self.mean, self.std)]
         out = empty_batch(images.shape, images.device)
         source, target = images.reshape(-1, *images.shape[-3:]), out.view(-1, *out.shape[-3:])
         block = images_per_block(target)
         for start in range(0, len(target), block):
-            part = target[start : start + block]
-            part.copy_(source[start : start + block])
-            normalize_in_place(part, mean, std)
+            for channel, (weight, offset) in enumerate(zip(weights, offsets)):
+                part = target[start : start + block, channel]
+                part.fill_(offset).add_(source[start : start + block, channel], alpha=weight)
         return out
