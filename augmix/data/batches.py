@@ -13,9 +13,9 @@ from torch import Tensor
 from torch.utils.data import Dataset, Sampler
 
 from augmix.augment import AugMix
+from augmix.data.sources import ImageSource
 from augmix.execution import Normalization, images_per_block
 from augmix.memory import empty_batch
-from augmix.data.sources import ImageSource
 from augmix.random import AUGMIX_STREAM, CROP_STREAM, ORDER_STREAM, keyed_generator
 
 # Stream ids keep the differently used streams of one batch independent.
@@ -111,7 +111,10 @@ class AugMixViews:
         all views. Each view is made from ``images`` directly: no repeated copy of the batch."""
         n = len(images)
         params = self.augmix.sample(self.num_views * n, self.generator(epoch, index))
-        return [self.augmix.apply(images, params.rows(v * n, (v + 1) * n), self.normalize) for v in range(self.num_views)]
+        return [
+            self.augmix.apply(images, params.rows(view * n, (view + 1) * n), self.normalize)
+            for view in range(self.num_views)
+        ]
 
 
 class BatchAssembler(Dataset):
