@@ -18,15 +18,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from augmix.ops.common import opencv_planes, per_image, to_uint8
+from augmix.ops.common import opencv_planes, per_image, plane_arrays, to_uint8
 
 _GRAY_WEIGHTS = (0.2989, 0.587, 0.114)  # torchvision's (and ITU-R 601's) luma weights
 _LEVELS = 256
-
-
-def _plane_arrays(images: Tensor) -> np.ndarray:
-    """(N * C, H, W) NumPy view of contiguous CPU images."""
-    return images.contiguous().numpy().reshape(-1, *images.shape[-2:])
 
 
 def _table_index(images: Tensor) -> Tensor:
@@ -45,9 +40,8 @@ def apply_lut(images: Tensor, lut: Tensor, index: Tensor | None = None) -> Tenso
     ``index``, the values' table positions (``_table_index``), saves recomputing them."""
     if opencv_planes(images):
         out = torch.empty_like(images, memory_format=torch.contiguous_format)
-        planes, results = _plane_arrays(images), out.numpy().reshape(-1, *images.shape[-2:])
         tables = lut.expand(*images.shape[:2], _LEVELS).contiguous().numpy().reshape(-1, _LEVELS)
-        for plane, table, result in zip(planes, tables, results):
+        for plane, table, result in zip(plane_arrays(images), tables, plane_arrays(out)):
             cv2.LUT(plane, table, dst=result)
         return out
     index = _table_index(images) if index is None else index
@@ -79,7 +73,7 @@ def _histograms(images: Tensor, index: Tensor | None) -> Tensor:
     """
     n, c = images.shape[:2]
     if index is None:
-        counts = [cv2.calcHist([plane], [0], None, [_LEVELS], [0, _LEVELS]) for plane in _plane_arrays(images)]
+        counts = [cv2.calcHist([plane], [0], None, [_LEVELS], [0, _LEVELS]) for plane in plane_arrays(images)]
         return torch.from_numpy(np.stack(counts)).view(n, c, _LEVELS)  # float32: exact below 2**24
     flat = index.view(-1)
     size = n * c * _LEVELS

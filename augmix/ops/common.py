@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import cv2
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -24,15 +25,19 @@ def opencv_planes(images: Tensor) -> bool:
     return images.device.type == "cpu" and OPENCV_PLANE_VALUES <= plane < 2**24
 
 
+def plane_arrays(images: Tensor) -> np.ndarray:
+    """(N * C, H, W) NumPy view of CPU images (a contiguous copy first if they are not), for
+    OpenCV's plane-wise kernels; writing into it writes ``images`` when they are contiguous."""
+    return images.contiguous().numpy().reshape(-1, *images.shape[-2:])
+
+
 def transpose_planes(images: Tensor) -> Tensor:
     """``images.transpose(-2, -1)``, contiguous. PyTorch copies a transposed uint8 tensor value by
     value; OpenCV's blocked transpose is several times faster on CPU."""
     if not (images.dtype == torch.uint8 and opencv_planes(images)):
         return images.transpose(-2, -1).contiguous()
-    source = images.contiguous()
-    out = source.new_empty((*source.shape[:-2], source.shape[-1], source.shape[-2]))
-    results = out.numpy().reshape(-1, *out.shape[-2:])
-    for plane, result in zip(source.numpy().reshape(-1, *source.shape[-2:]), results):
+    out = images.new_empty((*images.shape[:-2], images.shape[-1], images.shape[-2]))
+    for plane, result in zip(plane_arrays(images), plane_arrays(out)):
         cv2.transpose(plane, result)
     return out
 
