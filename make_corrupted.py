@@ -11,6 +11,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from augmix.cli import report_errors
+from augmix.config import validate_make_corrupted
 from augmix.errors import ConfigError
 from augmix.evaluation import write_corrupted
 
@@ -18,6 +19,7 @@ from augmix.evaluation import write_corrupted
 @hydra.main(version_base="1.3", config_path="configs", config_name="make_corrupted")
 @report_errors
 def main(cfg: DictConfig) -> Path:
+    validate_make_corrupted(cfg)
     if OmegaConf.is_missing(cfg, "out"):
         raise ConfigError("out=DIR is required: the folder to write the corrupted sets into")
     corruptions = OmegaConf.to_container(cfg.corruptions) if cfg.corruptions is not None else None

@@ -1,8 +1,10 @@
 """Structured-config schemas and start-up validation.
 
 The schemas are registered in Hydra's ConfigStore, so a mistyped key or a value of the wrong type
-in the ``augmix`` group fails at composition. ``validate`` then checks ranges and names across the
-whole config and raises a one-line ``ConfigError`` naming the key, before any data is touched.
+in the ``augmix`` group fails at composition. Keys added with ``+`` bypass that, so ``validate``
+(and ``validate_evaluate`` / ``validate_make_corrupted``) first compare the whole config with the
+schemas below, then check ranges and names, and raise a one-line ``ConfigError`` naming the key,
+before any data is touched.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from augmix.config_checks import check_finite, check_known_keys, check_target_arguments
 from augmix.erasing import ERASE_MODES
 from augmix.errors import ConfigError
 from augmix.mixing import MIX_MODES
@@ -70,6 +73,25 @@ class AugMixConfig:
     switch_prob: float = 0.5
     mix_mode: str = "batch"
     erase: EraseConfig = field(default_factory=EraseConfig)
+
+
+#: Top-level keys of each entry config (configs/<name>.yaml): its own keys and its config groups,
+#: each mapped to the schema its subtree is checked against, or None where the subtree is open
+#: (checked against its ``_target_``'s arguments and by its own validator). ``hydra`` is there for
+#: configs composed with return_hydra_config.
+TRAIN_KEYS: dict[str, Any] = {
+    **dict.fromkeys(("task_name", "tags", "seed", "ckpt_path", "resume", "optimized_metric", "test")),
+    **dict.fromkeys(("evaluate_after_fit", "val_corruptions", "data", "model", "loss", "trainer")),
+    **dict.fromkeys(("callbacks", "logger", "paths", "hydra")),
+    "augmix": AugMixConfig,
+}
+EVALUATE_KEYS: dict[str, Any] = {
+    **dict.fromkeys(("task_name", "tags", "checkpoint", "benchmark", "data", "trainer", "logger", "paths", "hydra")),
+    "model": dict.fromkeys(("backbone", "backbone_kwargs")),
+}
+MAKE_CORRUPTED_KEYS: dict[str, Any] = dict.fromkeys(
+    ("task_name", "format", "out", "corruptions", "extra", "seed", "limit", "workers", "data", "paths", "hydra")
+)
 
 
 def register_schemas() -> None:
@@ -268,8 +290,26 @@ def validate_val_corruptions(node: DictConfig | None) -> None:
         _fail("val_corruptions.limit", limit, "must be null (the whole validation split) or an integer >= 1")
 
 
+def validate_structure(cfg: DictConfig, keys: dict[str, Any], config_name: str) -> None:
+    """Known keys only (``+`` typos included), arguments that their ``_target_`` takes, and no
+    nan or inf anywhere: the checks every entry point runs first."""
+    check_known_keys(cfg, keys, owner=f"the top level of {config_name}.yaml")
+    check_target_arguments(cfg)
+    check_finite(cfg)
+
+
+def validate_evaluate(cfg: DictConfig) -> None:
+    """Check a composed evaluate.py config (its benchmark node is checked by ``benchmark_spec``)."""
+    validate_structure(cfg, EVALUATE_KEYS, "evaluate")
+
+
+def validate_make_corrupted(cfg: DictConfig) -> None:
+    validate_structure(cfg, MAKE_CORRUPTED_KEYS, "make_corrupted")
+
+
 def validate(cfg: DictConfig) -> None:
     """Check a composed training config; raises ConfigError with a one-line message."""
+    validate_structure(cfg, TRAIN_KEYS, "train")
     if not _is_int(cfg.get("seed")) or cfg.get("seed") < 0:
         _fail("seed", cfg.get("seed"), "must be a non-negative integer")
     validate_augmix(cfg.augmix)

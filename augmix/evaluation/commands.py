@@ -11,6 +11,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 
+from augmix.config import validate_evaluate
 from augmix.errors import CheckpointError, ConfigError
 from augmix.evaluation.checkpoints import Checkpoint, read_checkpoint
 from augmix.evaluation.pipeline import (
@@ -81,6 +82,7 @@ def fabric_settings(trainer: Mapping[str, Any] | None) -> dict[str, Any]:
 
 def evaluate(cfg: DictConfig, data_overrides: tuple[list[str], bool] | None = None) -> dict:
     """``evaluate.py``: ``cfg`` is configs/evaluate.yaml as composed by Hydra."""
+    validate_evaluate(cfg)
     if OmegaConf.is_missing(cfg, "checkpoint") or not cfg.get("checkpoint"):
         raise ConfigError(
             "checkpoint=PATH is required: a train.py .ckpt, or a state_dict/.pth.tar with model.backbone=NAME"
