@@ -33,7 +33,8 @@ KeySchema = Union[type, Mapping[str, Any]]
 def _fields(schema: KeySchema) -> dict[str, KeySchema | None]:
     if dataclasses.is_dataclass(schema):
         hints = typing.get_type_hints(schema)
-        return {f.name: hints[f.name] if dataclasses.is_dataclass(hints[f.name]) else None for f in dataclasses.fields(schema)}
+        nested = {name: hint for name, hint in hints.items() if dataclasses.is_dataclass(hint)}
+        return {f.name: nested.get(f.name) for f in dataclasses.fields(schema)}
     return dict(schema)
 
 
@@ -122,6 +123,7 @@ def check_finite(node: DictConfig | ListConfig, path: str = "") -> None:
         if isinstance(value, (DictConfig, ListConfig)):
             check_finite(value, here)
         elif isinstance(value, float) and not math.isfinite(value):
+            why = "(nan and inf mean nothing in any setting)"
             if isinstance(node, ListConfig):  # name the list the user wrote
-                raise ConfigError(f"{path}={OmegaConf.to_container(node)} is invalid: must hold finite numbers only (nan and inf mean nothing in any setting)")
-            raise ConfigError(f"{here}={value} is invalid: must be a finite number (nan and inf mean nothing in any setting)")
+                raise ConfigError(f"{path}={OmegaConf.to_container(node)} is invalid: must hold finite numbers only {why}")
+            raise ConfigError(f"{here}={value} is invalid: must be a finite number {why}")

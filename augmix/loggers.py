@@ -58,9 +58,10 @@ def wandb_has_credentials(base_url: str | None = None) -> bool:
     return any(entries.authenticators(host) is not None for host in hosts)
 
 
-def unreachable_reason(url: str, timeout: float = PROBE_TIMEOUT_S) -> str | None:
-    """None when an HTTP server at ``url`` answers within ``timeout`` seconds (any status), else
-    why not. The whole probe, name resolution included, is bounded by ``timeout``."""
+def unreachable_reason(url: str, timeout: float | None = None) -> str | None:
+    """None when an HTTP server at ``url`` answers within ``timeout`` seconds (any status; default
+    ``PROBE_TIMEOUT_S``), else why not. The whole probe, name resolution included, is bounded."""
+    timeout = PROBE_TIMEOUT_S if timeout is None else timeout
     outcome: list[str | None] = []
 
     def probe() -> None:
@@ -106,7 +107,8 @@ def _go_offline(config: DictConfig) -> None:
 
 
 def _sync_hint(config: DictConfig) -> str:
-    return f"logging offline to {config.save_dir}/wandb. Upload later with: wandb sync {config.save_dir}/wandb/offline-run-*"
+    folder = f"{config.save_dir}/wandb"
+    return f"logging offline to {folder}. Upload later with: wandb sync {folder}/offline-run-*"
 
 
 def prepare_wandb(config: DictConfig) -> None:
