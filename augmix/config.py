@@ -304,6 +304,7 @@ def validate_evaluate(cfg: DictConfig) -> None:
 
 
 def validate_make_corrupted(cfg: DictConfig) -> None:
+    """Check a composed make_corrupted.py config (its data node is checked by ``write_corrupted``)."""
     validate_structure(cfg, MAKE_CORRUPTED_KEYS, "make_corrupted")
 
 
