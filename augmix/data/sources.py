@@ -134,6 +134,9 @@ class FolderSource(ImageSource):
         except (RuntimeError, ValueError, OSError) as error:
             raise DataError(f"cannot decode image {path}: {decoder_reason(error)}. Remove or replace the file.") from None
 
+    def target(self, index: int) -> int:
+        return self.samples[index][1]
+
     def location(self, index: int) -> str:
         return self.samples[index][0]
 
@@ -158,9 +161,6 @@ def decode_file(path: str) -> Tensor:
 def decoder_reason(error: Exception) -> str:
     """The decoder's own words, without the C++ source location torchvision puts in front."""
     return re.sub(r"^\w+, \S+:\d+, ", "", str(error).strip())
-
-    def target(self, index: int) -> int:
-        return self.samples[index][1]
 
 
 def _folder_samples(split_dir: Path) -> tuple[list[tuple[str, int]], list[str]]:
