@@ -448,12 +448,15 @@ def _damage(root: Path) -> dict[str, Path]:
 
 
 def _folder_config(root: Path, out: Path, *overrides: str):
-    """Tiny-ImageNet's data config (64px crop from 4px padding) on a 3-class folder, a small model."""
+    """Tiny-ImageNet's data config, its crop scaled to 32px (from 4px padding: images need 24px), on a
+    3-class folder, a small model and no AugMix (these tests are about which images arrive)."""
     return compose_train(
-        "data=tinyimagenet", f"data.root={root}", "data.num_classes=3", "data.num_workers=0", "data.batch_size=4",
-        "data.eval_batch_size=4", "model.backbone=cifar_wrn16_1", "trainer=cpu", "trainer.max_epochs=1",
-        "+trainer.limit_train_batches=3", "+trainer.limit_val_batches=1", "evaluate_after_fit=null", "logger=csv",
-        f"paths.output_dir={out}", *overrides,
+        "data=tinyimagenet", "data.image_size=32", "data.train_transform.size=32", "data.eval_transform.size=32",
+        f"data.root={root}", "data.num_classes=3", "data.num_workers=0", "data.batch_size=4",
+        "data.eval_batch_size=4", "augmix.enabled=false", "model.backbone=cifar_wrn16_1", "trainer=cpu",
+        "trainer.max_epochs=1", "+trainer.limit_train_batches=2", "+trainer.limit_val_batches=1",
+        "+trainer.num_sanity_val_steps=0", "evaluate_after_fit=null", "logger=csv", f"paths.output_dir={out}",
+        *overrides,
     )
 
 
@@ -463,7 +466,7 @@ def _datamodule(cfg):
 
 @pytest.fixture
 def damaged(tmp_path) -> tuple[Path, dict[str, Path]]:
-    root = write_image_folder(tmp_path / "tiny", per_class=4, size=64)
+    root = write_image_folder(tmp_path / "tiny", per_class=4, size=32)
     return root, _damage(root)
 
 
@@ -474,7 +477,7 @@ def test_bad_training_images_are_all_named_before_training(tmp_path, damaged):
     assert str(error.value) == (
         f"4 bad image file(s) in {root}: {bad['empty']} is empty; {bad['truncated']} is truncated or damaged (a JPEG "
         f"file that does not decode: Image is incomplete or truncated); {bad['undecodable']} is not a JPEG, PNG, BMP "
-        f"or WebP file (it starts with b'<html>403 Fo'); {bad['small']} is 9x9, smaller than the 56x56 the training "
+        f"or WebP file (it starts with b'<html>403 Fo'); {bad['small']} is 9x9, smaller than the 24x24 the training "
         "crop needs. Replace or remove them, or set data.on_bad_image=skip to leave them out (data.verify_files=false "
         "skips this check)"
     )
@@ -489,14 +492,14 @@ def test_without_the_check_a_bad_image_is_named_in_one_line_when_its_batch_comes
     module = _datamodule(cfg)
     module.setup("fit")
     for path in set(bad.values()) - {bad[kind]}:  # leave one bad file, so its message is the one raised
-        path.write_bytes(_jpeg(np.zeros((64, 64, 3), np.uint8)))
+        path.write_bytes(_jpeg(np.zeros((32, 32, 3), np.uint8)))
     batch = next(iter(module.train_dataloader()))  # built in a loader worker process
     with pytest.raises(DataError) as error:
         module.on_after_batch_transfer(batch, 0)
     message = str(error.value)
     expected = {
         "truncated": f"cannot decode image {bad['truncated']}: Image is incomplete or truncated. Remove or replace the file.",
-        "small": f"{bad['small']}: a 9x9 image is smaller than the 56x56 this crop needs (a 64px crop after padding by 4); "
+        "small": f"{bad['small']}: a 9x9 image is smaller than the 24x24 this crop needs (a 32px crop after padding by 4); "
         "remove or replace the file",
     }[kind]
     assert message == expected + " (or set data.on_bad_image=skip to leave such files out)"
