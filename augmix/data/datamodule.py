@@ -212,7 +212,7 @@ class AugMixDataModule(pl.LightningDataModule):
         with file_progress(total // world, rank == 0, "checking image files") as advance:
             for folder, min_size in folders:
                 found += find_bad_images(folder.files()[rank::world], max(min_size, 1), self.num_workers, True, advance)
-        found = _from_all_ranks(found)
+        found = sorted(_from_all_ranks(found))
         if not found:
             return
         if self.on_bad_image == "error":
@@ -232,7 +232,7 @@ class AugMixDataModule(pl.LightningDataModule):
                 log.warning(f"skipping bad image (data.on_bad_image=skip): {message}")
 
     def teardown(self, stage: str) -> None:
-        if self.bad_files and stage == "fit":
+        if self.bad_files and stage == "fit" and self._rank()[0] == 0:
             log.warning(
                 f"{len(self.bad_files)} bad image file(s) were left out of this run (data.on_bad_image=skip), each "
                 "replaced by the next readable image of its split; each is named above"
