@@ -39,6 +39,7 @@ from augmix.mixing import MixUpCutMix
 from augmix.random import ERASE_STREAM, MIX_STREAM, keyed_generator
 
 log = logging.getLogger(__name__)
+SHOWN = 5  # bad files named in the error line
 
 
 class AugMixDataModule(pl.LightningDataModule):
@@ -79,6 +80,7 @@ class AugMixDataModule(pl.LightningDataModule):
             raise ConfigError(f"data.on_bad_image={on_bad_image!r} is invalid: must be one of {list(BAD_IMAGE_POLICIES)}")
         self.verify_files, self.on_bad_image = verify_files, on_bad_image
         self.bad_files: dict[str, str] = {}  # file -> problem, for the images left out under on_bad_image=skip
+        self._unchecked: list[tuple[sources.FolderSource, int]] = []  # image folders and the smallest side they need
         self.name, self.root, self.num_classes, self.image_size = name, str(root), num_classes, image_size
         self.normalize = Normalize(tuple(mean), tuple(std))
         self.train_transform, self.eval_transform = train_transform, eval_transform
@@ -166,8 +168,7 @@ class AugMixDataModule(pl.LightningDataModule):
             train = sources.FolderSource(Path(self.root) / "train")
             test = sources.FolderSource(Path(self.root) / "val", class_names=train.classes)
             val = test
-            if self.verify_files:
-                self._check_files([(train, _min_image_size(self.train_transform)), (test, 1)])
+            self._unchecked = [(train, _min_image_size(self.train_transform)), (test, 1)]
         if self.val_fraction > 0:
             train, val = sources.split_off(train, self.val_fraction)
         if train.num_classes != self.num_classes:
@@ -201,6 +202,9 @@ class AugMixDataModule(pl.LightningDataModule):
             )
         if not self.splits:
             self._load_splits()
+        if self.verify_files and self._unchecked:  # before training; evaluation's source("test") skips it
+            self._check_files(self._unchecked)
+            self._unchecked = []
 
     def _check_files(self, folders: list[tuple[sources.FolderSource, int]]) -> None:
         """Every image file's start, end and header, before the first batch (``data.verify_files``),
@@ -216,10 +220,14 @@ class AugMixDataModule(pl.LightningDataModule):
         if not found:
             return
         if self.on_bad_image == "error":
-            shown = "; ".join(f"{path} {problem}" for path, problem in found[:5])
+            shown = "; ".join(f"{path} {problem}" for path, problem in found[:SHOWN])
+            if len(found) > SHOWN and rank == 0:  # the full list goes to the log, the error line names a few
+                for path, problem in found:
+                    log.warning(f"bad image: {path} {problem}")
             raise DataError(
-                f"{len(found)} bad image file(s) in {self.root}: {shown}{' ...' if len(found) > 5 else ''}. Replace or "
-                "remove them, or set data.on_bad_image=skip to leave them out (data.verify_files=false skips this check)"
+                f"{len(found)} bad image file(s) in {self.root}: {shown}"
+                f"{' ... (all listed in the log above)' if len(found) > SHOWN else ''}. Replace or remove them, or set "
+                "data.on_bad_image=skip to leave them out (data.verify_files=false skips this check)"
             )
         for path, problem in found:
             self._note_bad(path, f"{path} {problem}", announce=rank == 0)  # every rank found them all

@@ -62,7 +62,7 @@ def _set_size(folders: list[FolderSource], spec: BenchmarkSpec, image_size: int)
                     "benchmark.protocol=augmix_official to give the images the data config's eval transform, or use "
                     "the data config of this benchmark"
                 )
-        return (image_size, image_size), f"data.image_size, since benchmark.protocol=benchmark does not resize"
+        return (image_size, image_size), "data.image_size, since benchmark.protocol=benchmark does not resize"
     first = folders[0].samples[0][0]
     width, height = _header_size(first)
     return (height, width), f"the size of {first}"
