@@ -10,8 +10,9 @@ the published ones: only when the set is complete, and only into a folder that w
 empty or holds this generator's own set (a hidden in-progress marker says so while a
 run is under way). Every file is written atomically and existing files are skipped,
 so an interrupted generation resumes where it stopped; resuming requires the same
-images, labels, seed and table (seed, table and format are checked against the marker). CIFAR-C arrays are corrupted and written ``CHUNK`` images at a
-time, so a split never sits in memory whole (``images`` may be a memory map).
+images, labels, seed and table (seed, table and format are checked against the marker).
+CIFAR-C arrays are corrupted and written ``CHUNK`` images at a time, so a split never
+sits in memory whole (``images`` may be a memory map).
 """
 
 from __future__ import annotations

@@ -171,24 +171,23 @@ class BatchAssembler(Dataset):
     def _sample(self, index: int, generator: torch.Generator, skipped: list[tuple[str, str]]) -> tuple[Tensor, int]:
         size = len(self.source)
         for candidate in ((index + step) % size for step in range(size)):
-            where = self.source.location(candidate)
-            if where in self.bad:
+            if self.bad and self.source.location(candidate) in self.bad:
                 continue
             try:
-                return self._transformed(candidate, where, generator), self.source.target(candidate)
+                return self._transformed(candidate, generator), self.source.target(candidate)
             except DataError as error:
                 if self.on_bad_image != "skip":
                     raise DataError(f"{error} (or set data.on_bad_image=skip to leave such files out)") from None
-                self.bad.add(where)
-                skipped.append((where, str(error)))
+                self.bad.add(self.source.location(candidate))
+                skipped.append((self.source.location(candidate), str(error)))
         raise DataError(f"no readable image is left in this split ({len(self.bad)} bad files, e.g. {min(self.bad)})")
 
-    def _transformed(self, index: int, where: str, generator: torch.Generator) -> Tensor:
+    def _transformed(self, index: int, generator: torch.Generator) -> Tensor:
         image = self.source.image(index)  # a DataError naming the file when it does not decode
         try:
             return self.transform(image, generator)
         except ValueError as error:  # e.g. an image smaller than the crop
-            raise DataError(f"{where}: {error}; remove or replace the file") from None
+            raise DataError(f"{self.source.location(index)}: {error}; remove or replace the file") from None
 
 
 class Normalize:
