@@ -77,7 +77,8 @@ class AugMixDataModule(pl.LightningDataModule):
     ) -> None:
         super().__init__()
         if on_bad_image not in BAD_IMAGE_POLICIES:
-            raise ConfigError(f"data.on_bad_image={on_bad_image!r} is invalid: must be one of {list(BAD_IMAGE_POLICIES)}")
+            choices = list(BAD_IMAGE_POLICIES)
+            raise ConfigError(f"data.on_bad_image={on_bad_image!r} is invalid: must be one of {choices}")
         self.verify_files, self.on_bad_image = verify_files, on_bad_image
         self.bad_files: dict[str, str] = {}  # file -> problem, for the images left out under on_bad_image=skip
         self._unchecked: list[tuple[sources.FolderSource, int]] = []  # image folders and the smallest side they need

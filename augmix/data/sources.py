@@ -132,7 +132,8 @@ class FolderSource(ImageSource):
         try:
             return decode_file(path)
         except (RuntimeError, ValueError, OSError) as error:
-            raise DataError(f"cannot decode image {path}: {decoder_reason(error)}. Remove or replace the file.") from None
+            reason = decoder_reason(error)
+            raise DataError(f"cannot decode image {path}: {reason}. Remove or replace the file.") from None
 
     def target(self, index: int) -> int:
         return self.samples[index][1]
@@ -336,7 +337,8 @@ def load_cifar(root: str | Path, variant: str, split: str) -> TensorSource:
         data, labels = np.asarray(entry["data"]), np.asarray(entry[spec["labels"]])
         if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
             raise DataError(f"{path} holds data {data.dtype} {data.shape}; expected (N, 3072) uint8 rows")
-        if labels.ndim != 1 or len(labels) != len(data) or (len(labels) and not np.issubdtype(labels.dtype, np.integer)):
+        integers = len(labels) == 0 or np.issubdtype(labels.dtype, np.integer)
+        if labels.ndim != 1 or len(labels) != len(data) or not integers:
             raise DataError(
                 f"{path} holds {spec['labels']} {labels.dtype} {labels.shape} for {len(data)} images; "
                 "expected one integer label per image"

@@ -5,7 +5,7 @@ named in one line.
 |------|--------|-------|
 | CIFAR pickle (``batches.meta``, a data batch) holding an object with ``__reduce__`` | ``pickle.load`` ran it (the marker file was written) on ``train.py data=cifar10`` and in evaluation | refused by an allowlist unpickler: "<file> contains a Python object of type os.system, which is not loaded for safety: CIFAR files hold only dicts, lists, strings, numbers and numpy arrays; re-download the dataset" |
 | CIFAR batch holding a list, or without ``labels`` / ``data`` | ``TypeError`` / ``KeyError`` traceback | "<file> holds a list, not the dict a CIFAR batch holds; re-download the dataset" / "<file> has no 'labels' entry (it has [...]); is it a file of this CIFAR variant? Re-download the dataset" |
-| The official archives' own pickling (Python 2 cPickle, protocol 2, ``numpy.core.multiarray``) and Python 3 re-saves (protocols 2 and 5) | loaded | still loaded, under numpy 2's module names too |
+| The official archives' own pickling (Python 2 cPickle, protocol 2, ``numpy.core.multiarray``) and Python 3 re-saves (protocols 2 and 5) | loaded (a copy with byte-string keys: ``KeyError``) | still loaded, under numpy 1's and 2's module names, byte-string keys too; ``_codecs.encode`` for latin-1 only |
 | Symlink loop in an image folder | followed: each image counted dozens of times | every real folder walked once; links to folders elsewhere still followed; a file reached twice warns once |
 | 1x1 or 200x150 image inside a -C set | padded or cropped without a word (only the first image per set was checked) | every image checked as it is decoded: "<file> is 1x1 but the images of set fog-1 must be 32x32 (...); a -C set holds images of one size, so replace the file from the released archive", on every rank |
 | Truncated JPEG in a -C set | found after clean and earlier sets were computed | found by the file check before any compute: "1 unreadable image file(s) in <root>, e.g. <file> is truncated or damaged (...)" |
@@ -143,7 +143,8 @@ def _write_python2_cifar10(root: Path, per_batch: int = 6) -> Path:
 def test_the_official_archives_python2_pickles_load(tmp_path):
     root = _write_python2_cifar10(tmp_path)
     raw = (root / "cifar-10-batches-py" / "data_batch_2").read_bytes()
-    assert raw.startswith(b"\x80\x02}(U\x04datacnumpy.core.multiarray\n_reconstruct\n")  # the archive's opcodes, less memo puts
+    # the archive's opcodes, less its memo puts
+    assert raw.startswith(b"\x80\x02}(U\x04datacnumpy.core.multiarray\n_reconstruct\n")
     entry = pickle.loads(raw, encoding="latin1")  # what the loader used to do, for reference
     train = sources.load_cifar(root, "cifar10", "train")
     assert len(train) == 30 and train.classes[9] == "truck"
@@ -498,9 +499,10 @@ def test_without_the_check_a_bad_image_is_named_in_one_line_when_its_batch_comes
         module.on_after_batch_transfer(batch, 0)
     message = str(error.value)
     expected = {
-        "truncated": f"cannot decode image {bad['truncated']}: Image is incomplete or truncated. Remove or replace the file.",
-        "small": f"{bad['small']}: a 9x9 image is smaller than the 24x24 this crop needs (a 32px crop after padding by 4); "
-        "remove or replace the file",
+        "truncated": f"cannot decode image {bad['truncated']}: Image is incomplete or truncated. "
+        "Remove or replace the file.",
+        "small": f"{bad['small']}: a 9x9 image is smaller than the 24x24 this crop needs "
+        "(a 32px crop after padding by 4); remove or replace the file",
     }[kind]
     assert message == expected + " (or set data.on_bad_image=skip to leave such files out)"
 
