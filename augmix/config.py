@@ -216,6 +216,10 @@ def validate_data(data: DictConfig) -> None:
         _fail("data.std", data.get("std"), "must be positive")
     if not _is_int(data.get("num_classes")) or data.get("num_classes") < 2:
         _fail("data.num_classes", data.get("num_classes"), "must be an integer >= 2")
+    if not isinstance(data.get("verify_files", True), bool):
+        _fail("data.verify_files", data.get("verify_files"), "must be true or false (check every image file before training)")
+    if data.get("on_bad_image", "error") not in ("error", "skip"):
+        _fail("data.on_bad_image", data.get("on_bad_image"), "must be 'error' (stop, naming the file) or 'skip' (leave it out)")
 
 
 def validate_model(model: DictConfig) -> None:

@@ -16,7 +16,10 @@ from typing import Any
 IGNORED = {"paths", "ckpt_path", "resume", "logger", "callbacks", "test", "evaluate_after_fit", "optimized_metric", "task_name", "tags", "hydra"}
 IGNORED_IN = {
     "trainer": {"max_epochs", "max_time", "enable_progress_bar", "log_every_n_steps", "default_root_dir"},
-    "data": {"root", "download", "num_workers", "pin_memory", "persistent_workers", "eval_batch_size"},
+    # verify_files and on_bad_image change nothing while every file is good, and a run stopped by a bad
+    # file resumes exactly with on_bad_image=skip (the batches before it had no bad file)
+    "data": {"root", "download", "num_workers", "pin_memory", "persistent_workers", "eval_batch_size",
+             "verify_files", "on_bad_image"},
 }
 
 

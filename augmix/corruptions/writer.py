@@ -6,17 +6,20 @@
               ``optimize=True``, as the creation scripts save).
 
 Both also write ``DIR/regenerated.json`` so reports can tell synthesised sets from
-the published ones. Every file is written atomically and existing files are
-skipped, so an interrupted generation resumes where it stopped; resuming requires
-the same images, labels, seed and table (seed, table and format are checked
-against the marker). CIFAR-C arrays are corrupted and written ``CHUNK`` images at a
-time, so a split never sits in memory whole (``images`` may be a memory map).
+the published ones: only when the set is complete, and only into a folder that was
+empty or holds this generator's own set (a hidden in-progress marker says so while a
+run is under way). Every file is written atomically and existing files are skipped,
+so an interrupted generation resumes where it stopped; resuming requires the same
+images, labels, seed and table (seed, table and format are checked against the marker).
+CIFAR-C arrays are corrupted and written ``CHUNK`` images at a time, so a split never
+sits in memory whole (``images`` may be a memory map).
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
@@ -39,6 +42,7 @@ from augmix.corruptions.tables import select_table
 from augmix.io import atomic_write, write_text
 
 MARKER_NAME = "regenerated.json"
+IN_PROGRESS_NAME = ".regenerated.json.in-progress"  # becomes MARKER_NAME when the run succeeds
 JPEG_QUALITY = 85
 CHUNK = 1000  # images corrupted at once: 3 MB at 32px, 150 MB at 224px
 
@@ -59,18 +63,33 @@ def _check_common(images: np.ndarray, labels: np.ndarray, corruptions: Sequence[
     return labels, resolved
 
 
-def _write_marker(out_dir: Path, fmt: str, table: int, seed: int) -> None:
-    """Create the marker, or check that an existing one describes the same run."""
+def claim_folder(out_dir: Path, fmt: str, table: int, seed: int) -> None:
+    """Make ``out_dir`` this run's: empty (hidden files aside), or holding a set of this generator
+    with the same settings (resumed or extended). It is marked in progress until ``mark_regenerated``,
+    so a folder of released files is refused before anything is written next to them, and a failed
+    run never labels a folder regenerated."""
     marker = {"regenerated": True, "generator": "augmix.corruptions",
               "format": fmt, "table": int(table), "seed": int(seed)}
-    path = out_dir / MARKER_NAME
-    if path.exists():
-        existing = json.loads(path.read_text())
-        if existing != marker:
-            raise ValueError(f"{out_dir} already holds a set made with {existing}, not {marker}; "
-                             "use another directory to generate a different set")
-        return
-    write_text(path, json.dumps(marker, indent=2) + "\n")
+    for path in (out_dir / MARKER_NAME, out_dir / IN_PROGRESS_NAME):
+        if path.exists():
+            existing = json.loads(path.read_text())
+            if existing != marker:
+                raise ValueError(f"{out_dir} already holds a set made with {existing}, not {marker}; "
+                                 "use another directory to generate a different set")
+            return
+    foreign = sorted(entry.name for entry in os.scandir(out_dir) if not entry.name.startswith("."))
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (" ..." if len(foreign) > 5 else "")
+        raise ValueError(f"{out_dir} already holds files this generator did not write ({shown}); "
+                         "write the set into a new or empty folder")
+    write_text(out_dir / IN_PROGRESS_NAME, json.dumps(marker, indent=2) + "\n")
+
+
+def mark_regenerated(out_dir: Path) -> None:
+    """The set in ``out_dir`` is complete: its in-progress marker becomes ``regenerated.json``."""
+    pending = out_dir / IN_PROGRESS_NAME
+    if pending.exists():
+        os.replace(pending, out_dir / MARKER_NAME)
 
 
 def _existing_matches(path: Path, shape: tuple[int, ...]) -> bool:
@@ -87,13 +106,14 @@ def _existing_matches(path: Path, shape: tuple[int, ...]) -> bool:
 
 def write_cifar_c(images: np.ndarray, labels: np.ndarray, out_dir: str | Path,
                   corruptions: Sequence[str] = BENCHMARK_CORRUPTIONS, seed: int = 0,
-                  table: int | None = None) -> Path:
+                  table: int | None = None, finish: bool = True) -> Path:
     """Write a CIFAR-10-C style set: severity block ``k`` of ``<name>.npy`` equals
-    ``corrupt_batch(images, name, k + 1, seed, table)``. Returns the directory."""
+    ``corrupt_batch(images, name, k + 1, seed, table)``. Returns the directory, marked
+    regenerated unless ``finish`` is false (a caller writing it in parts marks it when all are done)."""
     labels, table = _check_common(images, labels, corruptions, seed, table)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    _write_marker(out, "cifar-c", table, seed)
+    claim_folder(out, "cifar-c", table, seed)
 
     tiled = np.tile(labels, len(SEVERITIES))
     labels_path = out / "labels.npy"
@@ -108,6 +128,8 @@ def write_cifar_c(images: np.ndarray, labels: np.ndarray, out_dir: str | Path,
         path = out / f"{name}.npy"
         if not _existing_matches(path, shape):
             atomic_write(path, functools.partial(_write_stacked, images, name, seed, table))
+    if finish:
+        mark_regenerated(out)
     return out
 
 
@@ -138,13 +160,13 @@ def _check_file_names(file_names: Sequence[str] | None, n: int) -> list[str]:
 def write_imagenet_c(images: np.ndarray, labels: np.ndarray, class_names: Sequence[str],
                      out_dir: str | Path, corruptions: Sequence[str] = BENCHMARK_CORRUPTIONS,
                      seed: int = 0, table: int | None = None,
-                     file_names: Sequence[str] | None = None) -> Path:
+                     file_names: Sequence[str] | None = None, finish: bool = True) -> Path:
     """Write an ImageNet-C style folder tree (``<name>/<severity>/<class>/<file>``).
 
     Image ``i`` at every corruption and severity uses ``image_rng(seed, i)``, the
     stream ``corrupt_batch`` gives it, so the JPEGs hold the same pixels as the
     CIFAR-C format (before JPEG coding). ``file_names`` default to ``00000000.JPEG``...
-    Returns the directory.
+    Returns the directory, marked regenerated unless ``finish`` is false.
     """
     labels, table = _check_common(images, labels, corruptions, seed, table)
     classes = [str(c) for c in class_names]
@@ -156,7 +178,7 @@ def write_imagenet_c(images: np.ndarray, labels: np.ndarray, class_names: Sequen
     names = _check_file_names(file_names, len(images))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    _write_marker(out, "imagenet-c", table, seed)
+    claim_folder(out, "imagenet-c", table, seed)
 
     for name in corruptions:
         for severity in SEVERITIES:
@@ -166,6 +188,8 @@ def write_imagenet_c(images: np.ndarray, labels: np.ndarray, class_names: Sequen
                     continue
                 corrupted = Image.fromarray(corrupt(image, name, severity, rng=image_rng(seed, i), table=table))
                 atomic_write(path, functools.partial(_save_jpeg, corrupted))
+    if finish:
+        mark_regenerated(out)
     return out
 
 

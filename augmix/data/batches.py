@@ -5,7 +5,7 @@ it, however many workers there are, and whether the run was resumed or not.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 
 import torch
@@ -14,6 +14,7 @@ from torch.utils.data import Dataset, Sampler
 
 from augmix.augment import AugMix
 from augmix.data.sources import ImageSource
+from augmix.errors import DataError
 from augmix.execution import Normalization, images_per_block
 from augmix.memory import empty_batch
 from augmix.random import AUGMIX_STREAM, CROP_STREAM, ORDER_STREAM, keyed_generator
@@ -117,11 +118,22 @@ class AugMixViews:
         ]
 
 
+BAD_IMAGE_POLICIES = ("error", "skip")
+
+
 class BatchAssembler(Dataset):
     """Map-style dataset over batch keys: decodes, crops and stacks one batch.
 
     With ``views`` set (AugMix placement ``workers``) it also computes the AugMix views here, in
     the loader worker. Otherwise the uint8 batch leaves as is and AugMix runs after transfer.
+
+    A bad image (undecodable, or one the transform cannot use) stops the run with a message naming
+    its file under ``on_bad_image="error"``. Under ``"skip"`` it is replaced by the next readable
+    image of the split (wrapping around), with that image's label: a pure function of which files
+    are bad, so batches stay the same for any worker count and across resumption. ``known_bad``
+    holds the files the pre-training check found; the batch lists the ones found while decoding
+    under ``"skipped"`` as (file, message). Errors travel back as ``{"error": message}``, so the main
+    process can raise them as one line rather than as the DataLoader's wrapped traceback.
     """
 
     def __init__(
@@ -131,20 +143,51 @@ class BatchAssembler(Dataset):
         seed: int,
         rank: int = 0,
         views: AugMixViews | None = None,
+        on_bad_image: str = "error",
+        known_bad: Collection[str] = (),
     ) -> None:
         self.source, self.transform, self.seed, self.rank, self.views = source, transform, seed, rank, views
+        self.on_bad_image, self.bad = on_bad_image, set(known_bad)
 
     def __len__(self) -> int:
         return len(self.source)
 
     def __getitem__(self, key: BatchKey) -> dict:
         generator = keyed_generator(self.seed, CROP_STREAM, self.rank, key.epoch, key.index)
-        images = torch.stack([self.transform(self.source.image(i), generator) for i in key.samples])
-        targets = torch.tensor([self.source.target(i) for i in key.samples], dtype=torch.long)
+        skipped: list[tuple[str, str]] = []
+        try:
+            samples = [self._sample(i, generator, skipped) for i in key.samples]
+        except DataError as error:
+            return {"error": str(error)}
+        images = torch.stack([image for image, _ in samples])
+        targets = torch.tensor([target for _, target in samples], dtype=torch.long)
         batch = {"image": images, "target": targets, "key": (key.epoch, key.index)}
+        if skipped:
+            batch["skipped"] = skipped
         if self.views is not None:
             batch["views"] = self.views(images, key.epoch, key.index)
         return batch
+
+    def _sample(self, index: int, generator: torch.Generator, skipped: list[tuple[str, str]]) -> tuple[Tensor, int]:
+        size = len(self.source)
+        for candidate in ((index + step) % size for step in range(size)):
+            if self.bad and self.source.location(candidate) in self.bad:
+                continue
+            try:
+                return self._transformed(candidate, generator), self.source.target(candidate)
+            except DataError as error:
+                if self.on_bad_image != "skip":
+                    raise DataError(f"{error} (or set data.on_bad_image=skip to leave such files out)") from None
+                self.bad.add(self.source.location(candidate))
+                skipped.append((self.source.location(candidate), str(error)))
+        raise DataError(f"no readable image is left in this split ({len(self.bad)} bad files, e.g. {min(self.bad)})")
+
+    def _transformed(self, index: int, generator: torch.Generator) -> Tensor:
+        image = self.source.image(index)  # a DataError naming the file when it does not decode
+        try:
+            return self.transform(image, generator)
+        except ValueError as error:  # e.g. an image smaller than the crop
+            raise DataError(f"{self.source.location(index)}: {error}; remove or replace the file") from None
 
 
 class Normalize:

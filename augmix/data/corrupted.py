@@ -56,3 +56,7 @@ class CorruptedSource(ImageSource):
 
     def target(self, index: int) -> int:
         return self.source.target(index % self.count)
+
+    def location(self, index: int) -> str:
+        pair, j = divmod(index, self.count)
+        return f"{self.source.location(j)} under {self.sets[pair][0]}-{self.sets[pair][1]}"

@@ -8,6 +8,7 @@ produce the same augmentations. Normalisation happens last, on the device.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import asdict
 from pathlib import Path
@@ -23,6 +24,7 @@ from augmix.augment import AugMix
 from augmix.config import AugMixConfig, validate_augmix, validate_mixing
 from augmix.data import sources
 from augmix.data.batches import (
+    BAD_IMAGE_POLICIES,
     AugMixViews,
     BatchAssembler,
     KeyedBatchSampler,
@@ -30,10 +32,14 @@ from augmix.data.batches import (
     SampleTransform,
 )
 from augmix.data.corrupted import HELD_OUT_CORRUPTIONS, CorruptedSource
+from augmix.data.verify import file_progress, find_bad_images
 from augmix.erasing import RandomErasing
 from augmix.errors import ConfigError, DataError
 from augmix.mixing import MixUpCutMix
 from augmix.random import ERASE_STREAM, MIX_STREAM, keyed_generator
+
+log = logging.getLogger(__name__)
+SHOWN = 5  # bad files named in the error line
 
 
 class AugMixDataModule(pl.LightningDataModule):
@@ -66,8 +72,16 @@ class AugMixDataModule(pl.LightningDataModule):
         val_fraction: float = 0.0,
         seed: int = 0,
         val_corruptions: Mapping[str, Any] | None = None,
+        verify_files: bool = True,
+        on_bad_image: str = "error",
     ) -> None:
         super().__init__()
+        if on_bad_image not in BAD_IMAGE_POLICIES:
+            choices = list(BAD_IMAGE_POLICIES)
+            raise ConfigError(f"data.on_bad_image={on_bad_image!r} is invalid: must be one of {choices}")
+        self.verify_files, self.on_bad_image = verify_files, on_bad_image
+        self.bad_files: dict[str, str] = {}  # file -> problem, for the images left out under on_bad_image=skip
+        self._unchecked: list[tuple[sources.FolderSource, int]] = []  # image folders and the smallest side they need
         self.name, self.root, self.num_classes, self.image_size = name, str(root), num_classes, image_size
         self.normalize = Normalize(tuple(mean), tuple(std))
         self.train_transform, self.eval_transform = train_transform, eval_transform
@@ -155,6 +169,7 @@ class AugMixDataModule(pl.LightningDataModule):
             train = sources.FolderSource(Path(self.root) / "train")
             test = sources.FolderSource(Path(self.root) / "val", class_names=train.classes)
             val = test
+            self._unchecked = [(train, _min_image_size(self.train_transform)), (test, 1)]
         if self.val_fraction > 0:
             train, val = sources.split_off(train, self.val_fraction)
         if train.num_classes != self.num_classes:
@@ -188,6 +203,49 @@ class AugMixDataModule(pl.LightningDataModule):
             )
         if not self.splits:
             self._load_splits()
+        if self.verify_files and self._unchecked:  # before training; evaluation's source("test") skips it
+            self._check_files(self._unchecked)
+            self._unchecked = []
+
+    def _check_files(self, folders: list[tuple[sources.FolderSource, int]]) -> None:
+        """Every image file's start, end and header, before the first batch (``data.verify_files``),
+        each rank checking its share in ``num_workers`` processes. A bad file stops the run at once
+        with ``on_bad_image=error``; with ``skip`` each is logged once and left out of every batch."""
+        rank, world = self._rank() if _distributed() else (0, 1)
+        total = sum(len(folder) for folder, _ in folders)
+        found: list[tuple[str, str]] = []
+        with file_progress(total // world, rank == 0, "checking image files") as advance:
+            for folder, min_size in folders:
+                found += find_bad_images(folder.files()[rank::world], max(min_size, 1), self.num_workers, True, advance)
+        found = sorted(_from_all_ranks(found))
+        if not found:
+            return
+        if self.on_bad_image == "error":
+            shown = "; ".join(f"{path} {problem}" for path, problem in found[:SHOWN])
+            if len(found) > SHOWN and rank == 0:  # the full list goes to the log, the error line names a few
+                for path, problem in found:
+                    log.warning(f"bad image: {path} {problem}")
+            raise DataError(
+                f"{len(found)} bad image file(s) in {self.root}: {shown}"
+                f"{' ... (all listed in the log above)' if len(found) > SHOWN else ''}. Replace or remove them, or set "
+                "data.on_bad_image=skip to leave them out (data.verify_files=false skips this check)"
+            )
+        for path, problem in found:
+            self._note_bad(path, f"{path} {problem}", announce=rank == 0)  # every rank found them all
+
+    def _note_bad(self, path: str, message: str, announce: bool = True) -> None:
+        """Record a file left out under ``on_bad_image=skip``; logged once per run."""
+        if path not in self.bad_files:
+            self.bad_files[path] = message
+            if announce:
+                log.warning(f"skipping bad image (data.on_bad_image=skip): {message}")
+
+    def teardown(self, stage: str) -> None:
+        if self.bad_files and stage == "fit" and self._rank()[0] == 0:
+            log.warning(
+                f"{len(self.bad_files)} bad image file(s) were left out of this run (data.on_bad_image=skip), each "
+                "replaced by the next readable image of its split; each is named above"
+            )
 
     def _rank(self) -> tuple[int, int]:
         trainer = self.trainer
@@ -212,7 +270,7 @@ class AugMixDataModule(pl.LightningDataModule):
         views = self.augmix_views(rank)
         self._device_views = views if self.placement == "device" else None
         in_workers = views if self.placement == "workers" else None
-        return self._loader(BatchAssembler(source, self.train_transform, self.seed, rank, in_workers), sampler)
+        return self._loader(self._assembler(source, self.train_transform, rank, in_workers), sampler)
 
     def _eval_loader(self, split: str, transform: SampleTransform | None = None) -> DataLoader:
         rank, world_size = self._rank()
@@ -221,7 +279,12 @@ class AugMixDataModule(pl.LightningDataModule):
             len(source), self.eval_batch_size, shuffle=False, drop_last=False, seed=self.seed,
             rank=rank, world_size=world_size, pad_shards=False,
         )
-        return self._loader(BatchAssembler(source, transform or self.eval_transform, self.seed, rank), sampler)
+        return self._loader(self._assembler(source, transform or self.eval_transform, rank), sampler)
+
+    def _assembler(
+        self, source: sources.ImageSource, transform: SampleTransform, rank: int, views: AugMixViews | None = None
+    ) -> BatchAssembler:
+        return BatchAssembler(source, transform, self.seed, rank, views, self.on_bad_image, self.bad_files)
 
     def val_dataloader(self) -> DataLoader | list[DataLoader]:
         """The clean validation split, plus its held-out corruptions when ``val_corruptions`` is set."""
@@ -248,6 +311,13 @@ class AugMixDataModule(pl.LightningDataModule):
         training = self.trainer is not None and self.trainer.training
         return self.finish_batch(batch, training)
 
+    def _check_batch(self, batch: dict) -> None:
+        """Raise a loader worker's error here, as one line; log the files it left out."""
+        if "error" in batch:
+            raise DataError(batch["error"])
+        for path, message in batch.pop("skipped", ()):
+            self._note_bad(path, message)
+
     def state_dict(self) -> dict[str, Any]:
         """Where the epoch stood when the checkpoint was written, so a mid-epoch resume (pre-emption,
         ``val_check_interval`` < 1, step checkpoints) skips exactly the batches already trained."""
@@ -266,6 +336,7 @@ class AugMixDataModule(pl.LightningDataModule):
     def finish_batch(self, batch: dict, training: bool) -> dict:
         """Add AugMix views when they weren't made in the workers, normalise the clean view (the AugMix
         views come normalised), then erase and mix."""
+        self._check_batch(batch)
         clean: Tensor = batch["image"]
         if not training:
             return {"views": [self.normalize(clean)], "target": batch["target"]}
@@ -293,10 +364,29 @@ class AugMixDataModule(pl.LightningDataModule):
         on CPU: the whole batch is built, as training builds it, so the views are the ones it gets."""
         source = self.source("train")
         sampler = KeyedBatchSampler(len(source), self.batch_size, True, self.drop_last, self.seed)
-        batch = BatchAssembler(source, self.train_transform, self.seed)[next(iter(sampler))]
+        batch = self._assembler(source, self.train_transform, 0)[next(iter(sampler))]
+        self._check_batch(batch)
         views = self.augmix_views(0, normalized=False)
         augmented = views(batch["image"], *batch["key"]) if views is not None else []
         return batch["image"][:count], [view[:count] for view in augmented]
+
+
+def _min_image_size(transform: SampleTransform) -> int:
+    """The smallest side the transform can take (e.g. a crop's size less its padding); 1 if any."""
+    return int(getattr(transform, "min_image_size", 1))
+
+
+def _distributed() -> bool:
+    return torch.distributed.is_available() and torch.distributed.is_initialized()
+
+
+def _from_all_ranks(items: list) -> list:
+    """Every rank's ``items``, concatenated in rank order, on every rank."""
+    if not _distributed() or torch.distributed.get_world_size() == 1:
+        return items
+    gathered: list[list | None] = [None] * torch.distributed.get_world_size()
+    torch.distributed.all_gather_object(gathered, items)
+    return [item for part in gathered for item in part or []]
 
 
 def _already_transformed(image: Tensor, generator: torch.Generator | None = None) -> Tensor:

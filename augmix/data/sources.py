@@ -6,8 +6,9 @@ Decoding happens here, once per sample; crops, flips and AugMix happen later on 
 from __future__ import annotations
 
 import os
-import pickle
+import re
 import socket
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import torch
 from torch import Tensor
 from torchvision.io import ImageReadMode, decode_image, read_file
 
+from augmix.data.cifar_pickle import cifar_entry
 from augmix.errors import DataError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
@@ -35,6 +37,14 @@ class ImageSource:
 
     def target(self, index: int) -> int:
         raise NotImplementedError
+
+    def location(self, index: int) -> str:
+        """Where image ``index`` comes from, for messages: its file, where it has one."""
+        return f"image {index} of {type(self).__name__}"
+
+    def files(self) -> list[str] | None:
+        """The image file of every index, or None for images that are not files (checked elsewhere)."""
+        return None
 
     @property
     def num_classes(self) -> int:
@@ -79,6 +89,13 @@ class SubsetSource(ImageSource):
     def target(self, index: int) -> int:
         return self.source.target(self.indices[index])
 
+    def location(self, index: int) -> str:
+        return self.source.location(self.indices[index])
+
+    def files(self) -> list[str] | None:
+        files = self.source.files()
+        return None if files is None else [files[i] for i in self.indices]
+
 
 def split_off(source: ImageSource, fraction: float) -> tuple[SubsetSource, SubsetSource]:
     """Split ``source`` into (rest, held_out) with a fixed permutation, independent of the run seed,
@@ -113,33 +130,120 @@ class FolderSource(ImageSource):
     def image(self, index: int) -> Tensor:
         path = self.samples[index][0]
         try:
-            return decode_image(read_file(path), mode=ImageReadMode.RGB)
+            return decode_file(path)
         except (RuntimeError, ValueError, OSError) as error:
-            raise DataError(f"cannot decode image {path}: {error}. Remove or replace the file.") from None
+            reason = decoder_reason(error)
+            raise DataError(f"cannot decode image {path}: {reason}. Remove or replace the file.") from None
 
     def target(self, index: int) -> int:
         return self.samples[index][1]
+
+    def location(self, index: int) -> str:
+        return self.samples[index][0]
+
+    def files(self) -> list[str]:
+        return [path for path, _ in self.samples]
+
+
+def decode_file(path: str) -> Tensor:
+    """An image file as a uint8 RGB (3, H, W) tensor: torchvision's decoders, Pillow for BMP (which
+    they do not read)."""
+    with open(path, "rb") as handle:
+        is_bmp = handle.read(2) == b"BM"
+    if is_bmp:
+        from PIL import Image
+
+        with Image.open(path) as image:
+            pixels = np.asarray(image.convert("RGB"))
+        return torch.from_numpy(pixels).permute(2, 0, 1).contiguous()
+    return decode_image(read_file(path), mode=ImageReadMode.RGB)
+
+
+def decoder_reason(error: Exception) -> str:
+    """The decoder's own words, without the C++ source location torchvision puts in front."""
+    return re.sub(r"^\w+, \S+:\d+, ", "", str(error).strip())
 
 
 def _folder_samples(split_dir: Path) -> tuple[list[tuple[str, int]], list[str]]:
     classes = sorted(entry.name for entry in os.scandir(split_dir) if entry.is_dir())
     if not classes:
         raise DataError(f"{split_dir} has no class folders; expected {split_dir}/<class>/<image>")
+    walk = _ImageWalk()
+    tops = [os.path.join(split_dir, name) for name in classes]
+    for top in tops:  # a link back to a class folder never makes it a subfolder of another class
+        walk.claim(top)
     samples: list[tuple[str, int]] = []
     empty = []
-    for index, name in enumerate(classes):
-        found = sorted(
-            os.path.join(folder, file)
-            for folder, _, files in os.walk(split_dir / name, followlinks=True)
-            for file in files
-            if file.lower().endswith(IMAGE_EXTENSIONS)
-        )
+    for index, (name, top) in enumerate(zip(classes, tops)):
+        found = sorted(walk.images(top))
         if not found:
             empty.append(name)
         samples.extend((path, index) for path in found)
     if empty:
         raise DataError(f"class folder(s) with no images in {split_dir}: {empty[:10]}{' ...' if len(empty) > 10 else ''}")
+    if walk.duplicates:
+        first, again = walk.duplicates[0]
+        warnings.warn(
+            f"{split_dir}: {len(walk.duplicates)} image file(s) are reached more than once through symbolic links "
+            f"(e.g. {again} is {first}); each path counts as a sample",
+            stacklevel=3,
+        )
     return samples, classes
+
+
+class _ImageWalk:
+    """``os.walk(followlinks=True)`` over one split that enters every real folder once, so a link
+    back into a folder already walked (a loop, or a second route) adds nothing; links to folders
+    elsewhere are still followed, since datasets are often assembled from links. Image files
+    reached by more than one path are recorded in ``duplicates`` as (first path, later path)."""
+
+    def __init__(self) -> None:
+        self.walked: set[tuple[int, int]] = set()
+        self.files: dict[tuple[int, int], str] = {}
+        self.duplicates: list[tuple[str, str]] = []
+
+    def claim(self, folder: str) -> bool:
+        """Mark ``folder`` walked; False when it was already (or cannot be read)."""
+        try:
+            info = os.stat(folder)
+        except OSError:
+            return False
+        key = (info.st_dev, info.st_ino)
+        if key in self.walked:
+            return False
+        self.walked.add(key)
+        return True
+
+    def images(self, top: str) -> list[str]:
+        """Image paths under ``top`` (already claimed), unsorted."""
+        found, pending = [], [top]
+        while pending:
+            folder = pending.pop()
+            try:
+                device, entries = os.stat(folder).st_dev, list(os.scandir(folder))
+            except OSError:
+                continue  # unreadable folders are skipped, as os.walk does
+            for entry in entries:
+                if entry.is_dir():
+                    if self.claim(entry.path):
+                        pending.append(entry.path)
+                elif entry.name.lower().endswith(IMAGE_EXTENSIONS):
+                    found.append(entry.path)
+                    self._note(entry, device)
+        return found
+
+    def _note(self, entry: os.DirEntry, device: int) -> None:
+        if entry.is_symlink():
+            try:
+                info = os.stat(entry.path)
+            except OSError:
+                return  # a dangling link: the file check names it
+            key = (info.st_dev, info.st_ino)
+        else:
+            key = (device, entry.inode())  # from the directory listing: no extra system call
+        first = self.files.setdefault(key, entry.path)
+        if first != entry.path:
+            self.duplicates.append((first, entry.path))
 
 
 def _annotated_samples(
@@ -221,30 +325,30 @@ def load_cifar(root: str | Path, variant: str, split: str) -> TensorSource:
     if missing:
         raise DataError(_cifar_missing_message(root, variant, f"these files are missing: {missing}"))
     folder = Path(root) / spec["folder"]
-    meta = _unpickle(folder / spec["meta"][0])
-    classes = [c.decode() if isinstance(c, bytes) else c for c in meta[spec["meta"][1]]]
+    meta_path = folder / spec["meta"][0]
+    names = cifar_entry(meta_path, (spec["meta"][1],))[spec["meta"][1]]
+    if not isinstance(names, list) or not all(isinstance(c, (str, bytes)) for c in names):
+        raise DataError(f"{meta_path} holds {spec['meta'][1]} that are not a list of names; re-download the dataset")
+    classes = [c.decode("latin-1") if isinstance(c, bytes) else c for c in names]
     images, targets = [], []
     for name in spec[split]:
-        entry = _unpickle(folder / name)
-        data = np.asarray(entry["data"], dtype=np.uint8)
-        if data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
-            raise DataError(f"{folder / name} holds data shaped {data.shape}; expected (N, 3072) uint8 rows")
+        path = folder / name
+        entry = cifar_entry(path, ("data", spec["labels"]))
+        data, labels = np.asarray(entry["data"]), np.asarray(entry[spec["labels"]])
+        if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
+            raise DataError(f"{path} holds data {data.dtype} {data.shape}; expected (N, 3072) uint8 rows")
+        integers = len(labels) == 0 or np.issubdtype(labels.dtype, np.integer)
+        if labels.ndim != 1 or len(labels) != len(data) or not integers:
+            raise DataError(
+                f"{path} holds {spec['labels']} {labels.dtype} {labels.shape} for {len(data)} images; "
+                "expected one integer label per image"
+            )
         images.append(torch.from_numpy(data.reshape(-1, 3, 32, 32).copy()))
-        targets.append(torch.as_tensor(entry[spec["labels"]], dtype=torch.long))
+        targets.append(torch.from_numpy(labels.astype(np.int64)))
     images_t, targets_t = torch.cat(images), torch.cat(targets)
-    if len(images_t) != len(targets_t):
-        raise DataError(f"{folder} has {len(images_t)} images but {len(targets_t)} labels")
     if targets_t.numel() and (targets_t.min() < 0 or targets_t.max() >= len(classes)):
         raise DataError(f"{folder} has labels outside 0..{len(classes) - 1}")
     return TensorSource(images_t, targets_t, classes)
-
-
-def _unpickle(path: Path) -> dict:
-    try:
-        with open(path, "rb") as handle:
-            return pickle.load(handle, encoding="latin1")
-    except (pickle.UnpicklingError, EOFError, OSError, ValueError) as error:
-        raise DataError(f"{path} is not a readable CIFAR pickle ({error}); re-download the dataset") from None
 
 
 # -------------------------------------------------------------------------------------------- digits

@@ -24,12 +24,21 @@ class RandomCropFlip:
     def __init__(self, size: int = 32, padding: int = 4, hflip: bool = True) -> None:
         self.size, self.padding, self.hflip = size, padding, hflip
 
+    @property
+    def min_image_size(self) -> int:
+        """The shortest side this crop can take: its size less the padding on both sides."""
+        return max(1, self.size - 2 * self.padding)
+
     def __call__(self, image: Tensor, generator: torch.Generator) -> Tensor:
         p = self.padding
+        if min(image.shape[-2:]) < self.min_image_size:
+            h, w = image.shape[-2:]
+            raise ValueError(
+                f"a {w}x{h} image is smaller than the {self.min_image_size}x{self.min_image_size} this crop needs "
+                f"(a {self.size}px crop after padding by {p})"
+            )
         padded = torch.nn.functional.pad(image, (p, p, p, p)) if p else image
         h, w = padded.shape[-2:]
-        if h < self.size or w < self.size:
-            raise ValueError(f"cannot crop {self.size}px from a {h}x{w} image")
         top = int(torch.randint(0, h - self.size + 1, (), generator=generator))
         left = int(torch.randint(0, w - self.size + 1, (), generator=generator))
         out = padded[:, top : top + self.size, left : left + self.size]

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from augmix.corruptions import MARKER_NAME, select_table
+from augmix.corruptions.writer import IN_PROGRESS_NAME
 from augmix.data import AugMixDataModule, CenterCropOrPad
 from augmix.data.sources import FolderSource, ImageSource
 from augmix.environment import is_global_rank_zero
@@ -38,7 +39,7 @@ def regeneration_info(spec: BenchmarkSpec, image_size: int) -> dict | None:
             "seed": spec.seed,
             "table": select_table(image_size, image_size),
         }
-    marker = spec.root / MARKER_NAME  # written by augmix.corruptions' writers next to the sets they make
+    marker = spec.root / MARKER_NAME  # written by augmix.corruptions' writers once a set is complete
     if not marker.is_file():
         return None
     try:
@@ -51,6 +52,11 @@ def corrupted_sets(
     spec: BenchmarkSpec, clean: ImageSource, eval_transform: Transform, image_size: int, num_classes: int
 ) -> list[EvalSet]:
     """Every (corruption, severity) set of the benchmark, validated, in canonical order."""
+    if spec.root is not None and (spec.root / IN_PROGRESS_NAME).is_file():
+        raise DataError(
+            f"{spec.root} holds a -C set that make_corrupted.py has not finished writing; run the same "
+            "make_corrupted.py command again to complete it (finished files are kept)"
+        )
     if spec.format == "imagenet_c":
         return imagenet_c_sets(spec, clean.classes, corrupted_transform(spec, image_size, eval_transform), image_size)
     # .npy arrays are checked to hold image_size images and synthetic ones are made from eval-transformed

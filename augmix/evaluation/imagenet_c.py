@@ -2,41 +2,24 @@
 
 Class indices follow the sorted class folders, as ImageFolder does, and must be exactly the clean
 split's classes. Before any compute every needed folder is checked (all missing ones are listed)
-and every image file's signature is read, so an empty or foreign file is named up front; a file
-that is damaged further inside is named when it is decoded. Under ``protocol=benchmark`` one
-image per set is checked to have the model's size, since those images are not resized.
+and every image file's start and end are read, so an empty, foreign or truncated file is named up
+front; a file damaged further inside is named when it is decoded. Every image is checked to have
+the sets' size as it is decoded (under ``protocol=benchmark``, the model's, since those images are
+not resized: the first image of each set is checked before any compute).
 """
 
 from __future__ import annotations
 
 import os
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from PIL import Image
 
 from augmix.data.sources import FolderSource
+from augmix.data.verify import file_progress, find_bad_images
 from augmix.errors import DataError
 from augmix.evaluation.sets import SourceSet, Transform
 from augmix.evaluation.settings import BenchmarkSpec, download_hint
-
-SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"BM")  # JPEG, PNG, BMP (WebP: RIFF....WEBP)
-
-
-def _looks_like_image(path: str) -> bool:
-    try:
-        with open(path, "rb") as handle:
-            head = handle.read(12)
-    except OSError:
-        return False
-    return head.startswith(SIGNATURES) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")
-
-
-def unreadable_files(paths: list[str], threads: int = 16) -> list[str]:
-    """Paths that cannot be opened or do not start like a JPEG/PNG/BMP/WebP file."""
-    with ThreadPoolExecutor(threads) as pool:
-        return [path for path, ok in zip(paths, pool.map(_looks_like_image, paths, chunksize=256)) if not ok]
-
 
 def _class_folders(folder: Path) -> list[str]:
     return sorted(entry.name for entry in os.scandir(folder) if entry.is_dir())
@@ -64,29 +47,53 @@ def _check_classes(folder: Path, classes: list[str], clean_classes: list[str]) -
     )
 
 
-def _check_image_size(sets: list[SourceSet], image_size: int) -> None:
-    """``protocol=benchmark`` feeds the images as they are (ImageNet-C's are 224x224 already), so a set
-    of another size would be cropped or padded to the model's without a word: refuse it up front."""
-    for evalset in sets:
-        path = evalset.source.samples[0][0]
-        try:
-            with Image.open(path) as image:
-                width, height = image.size  # from the header: nothing decoded
-        except (OSError, ValueError) as error:
-            raise DataError(f"cannot read image {path} ({error}); replace it from the released archive") from None
-        if (width, height) != (image_size, image_size):
-            raise DataError(
-                f"{path} is {width}x{height} but the model takes {image_size}x{image_size} (data.image_size), and "
-                "benchmark.protocol=benchmark does not resize; set benchmark.protocol=augmix_official to give the "
-                "images the data config's eval transform, or use the data config of this benchmark"
-            )
+def _set_size(folders: list[FolderSource], spec: BenchmarkSpec, image_size: int) -> tuple[tuple[int, int], str]:
+    """(height, width) every image of the sets must have, and why. ``protocol=benchmark`` feeds the
+    images as they are (ImageNet-C's are 224x224 already), so they must have the model's size: the
+    first image of every set is checked up front. Under ``augmix_official`` the eval transform resizes,
+    and the sets' first image sets the size. Every other image is checked as it is decoded."""
+    if spec.protocol == "benchmark":
+        for source in folders:
+            width, height = _header_size(source.samples[0][0])
+            if (width, height) != (image_size, image_size):
+                raise DataError(
+                    f"{source.samples[0][0]} is {width}x{height} but the model takes {image_size}x{image_size} "
+                    "(data.image_size), and benchmark.protocol=benchmark does not resize; set "
+                    "benchmark.protocol=augmix_official to give the images the data config's eval transform, or use "
+                    "the data config of this benchmark"
+                )
+        return (image_size, image_size), "data.image_size, since benchmark.protocol=benchmark does not resize"
+    first = folders[0].samples[0][0]
+    width, height = _header_size(first)
+    return (height, width), f"the size of {first}"
+
+
+def _header_size(path: str) -> tuple[int, int]:
+    try:
+        with Image.open(path) as image:
+            return image.size  # from the header: nothing decoded
+    except (OSError, ValueError) as error:
+        raise DataError(f"cannot read image {path} ({error}); replace it from the released archive") from None
+
+
+def _verify_files(root: Path, folders: list[FolderSource], counts: list[int], progress: bool) -> None:
+    """Every image file's signature and end, before any compute (threads: pure reads, often over NFS)."""
+    paths = [path for source, count in zip(folders, counts) for path, _ in source.samples[:count]]
+    with file_progress(len(paths), progress, "checking -C files") as advance:
+        bad = find_bad_images(paths, workers=16, processes=False, advance=advance)
+    if bad:
+        shown = "; ".join(f"{path} {problem}" for path, problem in bad[:10])
+        raise DataError(
+            f"{len(bad)} unreadable image file(s) in {root}, e.g. {shown}. Replace them from the released archive "
+            "(or set benchmark.verify_files=false to skip this check)."
+        )
 
 
 def imagenet_c_sets(
     spec: BenchmarkSpec, clean_classes: list[str], transform: Transform, image_size: int
 ) -> list[SourceSet]:
     """The (corruption, severity) sets of ``spec`` (whose root exists) after checking folders,
-    classes, files and, under ``protocol=benchmark``, image sizes."""
+    classes, files and image sizes."""
     root = spec.root
     wanted = [(name, s) for name in spec.corruptions for s in spec.severities]
     missing = [f"{name}/{s}" for name, s in wanted if not (root / name / str(s)).is_dir()]
@@ -94,22 +101,16 @@ def imagenet_c_sets(
         shown = ", ".join(missing[:20]) + (f" and {len(missing) - 20} more" if len(missing) > 20 else "")
         raise DataError(f"{root} is missing {len(missing)} severity folder(s): {shown}. {download_hint(spec)}")
 
-    sets = []
+    folders = []
     for name, severity in wanted:
         folder = root / name / str(severity)
         _check_classes(folder, _class_folders(folder), list(clean_classes))
-        sets.append(
-            SourceSet(FolderSource(folder, class_names=clean_classes), transform, spec.limit_per_set, name, severity)
-        )
-
+        folders.append(FolderSource(folder, class_names=clean_classes))
+    counts = [min(len(source), spec.limit_per_set) if spec.limit_per_set else len(source) for source in folders]
     if spec.verify_files:
-        paths = [path for s in sets for path, _ in s.source.samples[: len(s)]]
-        bad = unreadable_files(paths)
-        if bad:
-            raise DataError(
-                f"{len(bad)} unreadable image file(s) in {root}, e.g. {', '.join(bad[:10])}. "
-                "Replace them from the released archive (or set benchmark.verify_files=false to skip this check)."
-            )
-    if spec.protocol == "benchmark":
-        _check_image_size(sets, image_size)
-    return sets
+        _verify_files(root, folders, counts, spec.progress)
+    size, reason = _set_size(folders, spec, image_size)
+    return [
+        SourceSet(source, transform, spec.limit_per_set, name, severity, size, reason)
+        for source, (name, severity) in zip(folders, wanted)
+    ]

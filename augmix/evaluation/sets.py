@@ -47,7 +47,12 @@ def _apply(transform: Transform | None, images: Tensor) -> Tensor:
 
 
 class SourceSet(EvalSet):
-    """Images of an ``ImageSource`` (the clean split, or one ImageNet-C severity folder)."""
+    """Images of an ``ImageSource`` (the clean split, or one ImageNet-C severity folder).
+
+    ``size`` (height, width), where given, is the size every image must have before ``transform``:
+    it is checked on each image as it is decoded, so an odd file inside a -C set is named instead of
+    being silently cropped or padded. ``size_reason`` says where that size comes from.
+    """
 
     def __init__(
         self,
@@ -56,13 +61,27 @@ class SourceSet(EvalSet):
         limit: int | None = None,
         corruption: str | None = None,
         severity: int | None = None,
+        size: tuple[int, int] | None = None,
+        size_reason: str = "",
     ) -> None:
         self.source, self.transform = source, transform
         self.count = min(len(source), limit) if limit else len(source)
         self.corruption, self.severity = corruption, severity
+        self.size, self.size_reason = size, size_reason
+
+    def image(self, index: int) -> Tensor:
+        image = self.source.image(index)
+        if self.size is not None and tuple(image.shape[-2:]) != self.size:
+            (height, width), (expected_h, expected_w) = image.shape[-2:], self.size
+            raise DataError(
+                f"{self.source.location(index)} is {width}x{height} but the images of set {self.key} must be "
+                f"{expected_w}x{expected_h} ({self.size_reason}); a -C set holds images of one size, so replace "
+                "the file from the released archive"
+            )
+        return image
 
     def load(self, start: int, stop: int) -> tuple[Tensor, Tensor]:
-        images = torch.stack([self.transform(self.source.image(i)) for i in range(start, stop)])
+        images = torch.stack([self.transform(self.image(i)) for i in range(start, stop)])
         targets = torch.tensor([self.source.target(i) for i in range(start, stop)], dtype=torch.long)
         return images, targets
 

@@ -5,7 +5,8 @@ images go through the data config's eval transform first (ImageNet: Resize 256 +
 exactly as the benchmark's creation scripts preprocess before corrupting; the severity table
 follows the resulting size (32, 64 or 224). The preprocessed split is staged in a
 temporary memory-mapped array inside the output folder, so large splits never sit in memory and
-parallel workers share it. Writing is resumable and marks the folder ``regenerated.json``.
+parallel workers share it. Writing is resumable; the folder must be empty or hold this generator's
+own set, and is marked ``regenerated.json`` once every set is written.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from augmix.config import validate_data
-from augmix.corruptions import write_cifar_c, write_imagenet_c
+from augmix.corruptions import select_table, write_cifar_c, write_imagenet_c
+from augmix.corruptions.writer import claim_folder, mark_regenerated
 from augmix.data.sources import FolderSource, ImageSource
 from augmix.errors import ConfigError, DataError
 from augmix.evaluation.benchmark import clean_source
@@ -66,9 +68,22 @@ def _write_one(
 ) -> None:
     images = np.load(staged, mmap_mode="r")
     if fmt == "cifar_c":
-        write_cifar_c(images, labels, out, corruptions=names, seed=seed)
+        write_cifar_c(images, labels, out, corruptions=names, seed=seed, finish=False)
     else:
-        write_imagenet_c(images, labels, classes, out, corruptions=names, seed=seed, file_names=file_names)
+        write_imagenet_c(
+            images, labels, classes, out, corruptions=names, seed=seed, file_names=file_names, finish=False
+        )
+
+
+def _output_folder(out: Path) -> Path:
+    """``out``, created if needed; a path that is a file, or cannot be created, is one clear line."""
+    if out.exists() and not out.is_dir():
+        raise DataError(f"out={out} is a file, not a folder; give a new or empty folder for the -C set")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise DataError(f"cannot create out={out} ({error.strerror or error}); give a folder you can write") from None
+    return out
 
 
 def write_corrupted(
@@ -100,10 +115,11 @@ def write_corrupted(
     if len(source) == 0:
         raise DataError(f"the test split of data {datamodule.name} at {datamodule.root} has no images to corrupt")
     count = min(len(source), limit) if limit else len(source)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = _output_folder(Path(out))
     staged_path = out / f".staged-test-split-{os.getpid()}.npy"
     try:
+        first = datamodule.eval_transform(source.image(0))  # (C, H, W): its size selects the table
+        claim_folder(out, fmt.replace("_", "-"), select_table(first.shape[1], first.shape[2]), spec.seed)
         _stage(source, datamodule.eval_transform, count, staged_path)
         labels = np.array([source.target(i) for i in range(count)], dtype=np.int64)
         args = (fmt, str(staged_path), labels, list(source.classes), str(out))
@@ -115,6 +131,7 @@ def write_corrupted(
                 jobs = [pool.submit(_write_one, *args, [name], spec.seed, file_names) for name in spec.corruptions]
                 for job in jobs:
                     job.result()
+        mark_regenerated(out)  # only now: a failed run never labels the folder regenerated
     except ValueError as error:  # the writers' own checks, e.g. a folder holding a different set
         raise DataError(f"cannot write {out}: {error}") from None
     finally:
