@@ -97,7 +97,8 @@ def read_metrics(path: Path) -> dict:
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise RunDirError(
             f"{path} is damaged ({error}): it is this run's record of its metrics. Delete it and run the same "
-            "command again (training resumes from checkpoints/last.ckpt), or use a fresh hydra.run.dir"
+            "command again to resume from checkpoints/last.ckpt (a finished run's figures are not recomputed), "
+            "or use a fresh hydra.run.dir"
         ) from None
     if not isinstance(metrics, dict):
         raise RunDirError(f"{path} holds {type(metrics).__name__}, not the run's metrics; delete it and run the same command again")
