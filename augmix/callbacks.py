@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -12,7 +11,8 @@ import torch
 from torchvision.utils import make_grid, save_image
 
 from augmix.fingerprint import run_fingerprint
-from augmix.io import write_json
+from augmix.errors import RunDirError
+from augmix.io import finite_or_none, write_json
 
 METRICS_FILE = "metrics.json"
 
@@ -57,7 +57,7 @@ class MetricsJSON(pl.Callback):
         if not trainer.is_global_zero or trainer.sanity_checking:
             return
         current = {
-            name: _finite_or_none(float(value))
+            name: finite_or_none(float(value))  # a diverged metric is undefined: null
             for name, value in trainer.callback_metrics.items()
             if not name.startswith("train/") or name.endswith("_epoch")
         }
@@ -89,10 +89,17 @@ def completed_budget(trainer: pl.Trainer) -> bool:
 
 
 def read_metrics(path: Path) -> dict:
-    """The metrics a run wrote so far, or {} when there are none yet."""
-    return json.loads(path.read_text()) if path.is_file() else {}
-
-
-def _finite_or_none(value: float) -> float | None:
-    """JSON has no NaN or infinity; a diverged metric becomes null."""
-    return value if math.isfinite(value) else None
+    """The metrics a run wrote so far, or {} when there are none yet; a damaged file is one line."""
+    if not path.is_file():
+        return {}
+    try:
+        metrics = json.loads(path.read_bytes())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise RunDirError(
+            f"{path} is damaged ({error}): it is this run's record of its metrics. Delete it and run the same "
+            "command again to resume from checkpoints/last.ckpt (a finished run's figures are not recomputed), "
+            "or use a fresh hydra.run.dir"
+        ) from None
+    if not isinstance(metrics, dict):
+        raise RunDirError(f"{path} holds {type(metrics).__name__}, not the run's metrics; delete it and run the same command again")
+    return metrics

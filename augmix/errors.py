@@ -15,3 +15,7 @@ class DataError(AugMixError):
 
 class CheckpointError(AugMixError):
     """A checkpoint is missing, unreadable or doesn't match the data."""
+
+
+class RunDirError(AugMixError):
+    """A file a run wrote into its run dir (metrics.json, .hydra/) is damaged or not what it should be."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from collections.abc import Callable
@@ -39,8 +40,33 @@ def _umask() -> int:
     return mask
 
 
+def finite_or_none(value: Any) -> Any:
+    """A float that JSON can hold: NaN and infinities (an undefined figure) become None (null)."""
+    return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
+def strict_json(data: Any, **options: Any) -> str:
+    """``json.dumps`` that refuses NaN and infinity (bare ``NaN`` is not JSON), naming the key.
+
+    Writers decide where a figure is undefined and pass None there (``finite_or_none``); a
+    non-finite float reaching this point is a bug, never silently written."""
+    try:
+        return json.dumps(data, allow_nan=False, **options)
+    except ValueError:
+        raise ValueError(f"refusing to write non-finite float(s) as JSON at {_non_finite_keys(data)}") from None
+
+
+def _non_finite_keys(node: Any, prefix: str = "") -> list[str]:
+    if isinstance(node, float):
+        return [] if math.isfinite(node) else [prefix or "<top level>"]
+    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, (list, tuple)) else ()
+    return [key for name, value in items for key in _non_finite_keys(value, f"{prefix}.{name}" if prefix else str(name))]
+
+
 def write_json(path: str | Path, data: Any) -> None:
-    atomic_write(path, lambda handle: handle.write((json.dumps(data, indent=2, sort_keys=True) + "\n").encode()))
+    """Strict JSON (see ``strict_json``), written atomically."""
+    text = strict_json(data, indent=2, sort_keys=True) + "\n"
+    atomic_write(path, lambda handle: handle.write(text.encode()))
 
 
 def write_text(path: str | Path, text: str) -> None:

@@ -14,10 +14,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import yaml
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from augmix.cli import EXIT_USER_ERROR
 from augmix.errors import ConfigError
@@ -77,14 +78,34 @@ class SweepSummary(Callback):
         log.info(f"sweep summary: {path}")
 
 
+def _read_job_file(path: Path, parse: Any, expected: type) -> Any:
+    """A job's run-dir file as plain data (safe YAML / JSON, never instantiated); None when it is
+    damaged, after one warning line naming it. The summary then marks the job instead of failing."""
+    try:
+        value = parse(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError, yaml.YAMLError) as error:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+    else:
+        if isinstance(value, expected):
+            return value
+        reason = f"holds {type(value).__name__}, not a {expected.__name__}"
+    log.warning(
+        f"{path} is damaged ({reason}); its job shows as 'unreadable' in the sweep summary. "
+        "Run the sweep again to redo that job, or delete its folder"
+    )
+    return None
+
+
 def _job_row(job_dir: Path) -> dict[str, Any]:
     overrides_file = job_dir / ".hydra" / "overrides.yaml"
-    overrides = OmegaConf.to_container(OmegaConf.load(overrides_file)) if overrides_file.is_file() else []
+    overrides = _read_job_file(overrides_file, yaml.safe_load, list) if overrides_file.is_file() else []
     metrics_file = job_dir / "metrics.json"
-    metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
-    row: dict[str, Any] = {"job": job_dir.name, "overrides": " ".join(overrides)}
-    row.update({name: metrics.get(name) for name in SUMMARY_METRICS})
-    if metrics.get("diverged"):
+    metrics = _read_job_file(metrics_file, json.loads, dict) if metrics_file.is_file() else {}
+    row: dict[str, Any] = {"job": job_dir.name, "overrides": " ".join(str(o) for o in overrides or [])}
+    row.update({name: (metrics or {}).get(name) for name in SUMMARY_METRICS})
+    if overrides is None or metrics is None:
+        row["status"] = "unreadable"
+    elif metrics.get("diverged"):
         row["status"] = "diverged"
     else:
         row["status"] = "finished" if metrics.get("finished") else ("running or stopped" if metrics else "not started")

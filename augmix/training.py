@@ -17,19 +17,28 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import Callback, LearningRateMonitor
 
-from augmix.callbacks import METRICS_FILE, read_metrics
+from augmix.callbacks import METRICS_FILE, completed_budget, read_metrics
 from augmix.config import validate
 from augmix.data import AugMixDataModule
 from augmix.environment import is_externally_launched, is_global_rank_zero
 from augmix.errors import AugMixError, CheckpointError, ConfigError
 from augmix.evaluation import check_evaluate_after_fit, evaluate_after_fit
-from augmix.fingerprint import run_fingerprint
-from augmix.io import AtomicCheckpointIO, write_json
+from augmix.evaluation.checkpoints import load_file
+from augmix.fingerprint import (
+    LENGTH_KEYS,
+    describe_differences,
+    differences,
+    run_fingerprint,
+    schedule_depends_on_length,
+    scheduler_target,
+)
+from augmix.io import AtomicCheckpointIO, finite_or_none, write_json
 from augmix.loggers import build_loggers, finish_wandb
 from augmix.module import CONFIG_KEY, WANDB_RUN_ID_KEY, AugMixModule
 from augmix.reliability import DivergenceError
 
 log = logging.getLogger(__name__)
+POST_FIT_EVALUATION = "evaluate_after_fit"  # metrics.json: the benchmark node its robustness figures are for
 
 
 def build_callbacks(config: DictConfig | None, has_logger: bool) -> list[Callback]:
@@ -43,42 +52,112 @@ def build_callbacks(config: DictConfig | None, has_logger: bool) -> list[Callbac
     return callbacks
 
 
-def finished_metrics(output_dir: Path, max_epochs: int | None, fingerprint: str) -> dict[str, Any] | None:
+def finished_metrics(output_dir: Path, run_config: dict[str, Any], fingerprint: str) -> dict[str, Any] | None:
     """The final metrics of a run that completed in ``output_dir`` with the same settings and
     budget; a ConfigError when the folder holds a run with other settings."""
     metrics = read_metrics(output_dir / METRICS_FILE)
     if metrics.get("fingerprint") not in (None, fingerprint):
-        raise ConfigError(_foreign_run(output_dir))
-    if metrics.get("finished") and metrics.get("max_epochs") == max_epochs:
+        stored = _stored_config(output_dir / "checkpoints" / "last.ckpt")
+        raise ConfigError(_foreign_run(output_dir, stored, run_config, metrics))
+    if metrics.get("finished") and metrics.get("max_epochs") == run_config["trainer"].get("max_epochs"):
         return metrics
     return None
 
 
-def _foreign_run(output_dir: Path) -> str:
+def _stored_config(path: Path) -> dict[str, Any] | None:
+    """The run config stored in a train.py checkpoint, when there is a readable one."""
+    try:
+        return read_checkpoint_metadata(str(path))["config"] if path.is_file() else None
+    except CheckpointError:
+        return None
+
+
+def _foreign_run(
+    output_dir: Path, stored: dict[str, Any] | None, current: dict[str, Any], metrics: dict[str, Any] | None = None
+) -> str:
+    """Why ``output_dir`` is neither resumed nor skipped: the settings that differ, and what to do."""
+    if stored is None and metrics and "max_epochs" in metrics:  # no checkpoint: is the length all that changed?
+        trainer = {**current["trainer"], "max_epochs": metrics["max_epochs"]}
+        if run_fingerprint({**current, "trainer": trainer}) == metrics.get("fingerprint"):
+            stored = {**current, "trainer": trainer}
+    found = differences(stored, current) if stored is not None else []
+    lengths = [f"trainer.{key}" for key in LENGTH_KEYS]
+    if found and all(item.split(" ")[0] in lengths for item in found) and schedule_depends_on_length(current):
+        return (
+            f"{output_dir} holds a run of another length ({describe_differences(found)}) whose learning-rate schedule "
+            f"({scheduler_target(current)}) is laid out over the whole run: continuing it would keep the old "
+            "schedule (ended, or ending early) and never equal a run of the new length. Train the new length "
+            "from the start in a fresh hydra.run.dir, or keep the old length; only model/scheduler=constant "
+            "runs can be extended in place"
+        )
+    what = f" ({describe_differences(found)})" if found else ""
     return (
-        f"{output_dir} holds a run with different settings; resuming or skipping it would mix two runs. "
+        f"{output_dir} holds a run with different settings{what}; resuming or skipping it would mix two runs. "
         "Use a fresh output dir (hydra.run.dir=... or hydra.sweep.dir=...), or resume=false to start over elsewhere"
     )
 
 
-def resume_checkpoint(cfg: DictConfig, output_dir: Path) -> str | None:
-    """An explicit ``ckpt_path``, else (with ``resume=true``) the run dir's own ``last.ckpt``."""
+def resume_checkpoint(cfg: DictConfig, output_dir: Path, finished: bool = False) -> str | None:
+    """An explicit ``ckpt_path``, else (with ``resume=true``, or for post-fit steps on a
+    ``finished`` run) the run dir's own ``last.ckpt``."""
     if cfg.get("ckpt_path"):
         path = Path(cfg.ckpt_path)
         if not path.is_file():
             raise CheckpointError(f"ckpt_path={cfg.ckpt_path} does not exist; give the path of a last.ckpt to resume")
         return str(path)
     last = output_dir / "checkpoints" / "last.ckpt"
-    return str(last) if cfg.get("resume", True) and last.is_file() else None
+    return str(last) if (cfg.get("resume", True) or finished) and last.is_file() else None
 
 
 def read_checkpoint_metadata(path: str) -> dict[str, Any]:
-    """A checkpoint's stored config and wandb run id, memory-mapped rather than read whole."""
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception as error:  # noqa: BLE001  (any unreadable file is the same user problem)
-        raise CheckpointError(f"cannot read checkpoint {path} ({error}); it may be truncated or not a checkpoint") from None
-    return {"config": checkpoint.get(CONFIG_KEY), "wandb_run_id": checkpoint.get(WANDB_RUN_ID_KEY)}
+    """A train.py checkpoint's stored config and wandb run id, memory-mapped rather than read whole,
+    as plain data (torch.load with weights_only=True; nothing in it is instantiated)."""
+    checkpoint = load_file(path, mmap=True)
+    config = checkpoint.get(CONFIG_KEY) if isinstance(checkpoint, dict) else None
+    if not isinstance(checkpoint, dict) or "pytorch-lightning_version" not in checkpoint or not isinstance(config, dict):
+        kind = "a plain state_dict" if _holds_only_weights(checkpoint) else "no train.py run config in it"
+        raise CheckpointError(
+            f"{path} is not a train.py checkpoint ({kind}): ckpt_path= continues a train.py run from its last.ckpt. "
+            f"To evaluate these weights run evaluate.py checkpoint={path} model.backbone=NAME; "
+            "to train, start a new run without ckpt_path"
+        )
+    run_id = checkpoint.get(WANDB_RUN_ID_KEY)
+    return {"config": config, "wandb_run_id": run_id if isinstance(run_id, str) else None}
+
+
+def _holds_only_weights(raw: Any) -> bool:
+    state = raw.get("state_dict", raw) if isinstance(raw, dict) else None
+    return isinstance(state, dict) and bool(state) and all(isinstance(v, torch.Tensor) for v in state.values())
+
+
+def check_resumable(path: str, stored: dict[str, Any], current: dict[str, Any], output_dir: Path, explicit: bool) -> None:
+    """Resume only the same run: an explicit ``ckpt_path`` of another model, class count or recipe is
+    refused, naming what differs, before Lightning loads a single tensor."""
+    if run_fingerprint(stored) == run_fingerprint(current):
+        return
+    if not explicit:
+        raise ConfigError(_foreign_run(output_dir, stored, current))
+    raise ConfigError(
+        f"ckpt_path={path} was trained with other settings: {describe_differences(differences(stored, current))}; "
+        "ckpt_path= continues that same run. Use the checkpoint's settings (its run dir's .hydra/config.yaml), "
+        "or start a new run without ckpt_path"
+    )
+
+
+def pending_post_fit(cfg: DictConfig, done: dict[str, Any]) -> list[str]:
+    """Post-fit steps asked for that a finished run has not recorded in its metrics.json yet."""
+    pending = []
+    if cfg.get("test") and "test/acc" not in done:
+        pending.append("test=true")
+    node = cfg.get("evaluate_after_fit")
+    if node and done.get(POST_FIT_EVALUATION) != OmegaConf.to_container(node, resolve=True):
+        pending.append("evaluate_after_fit")
+    return pending
+
+
+def record_post_fit(path: Path, figures: dict[str, Any]) -> None:
+    """Add post-fit figures (test, robustness) to metrics.json, so a re-run knows they exist."""
+    write_json(path, {**read_metrics(path), **{k: finite_or_none(v) for k, v in figures.items()}})
 
 
 def lightning_starts_processes(trainer: DictConfig) -> bool:
@@ -117,8 +196,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     """Train (or resume) as configured; returns the final metrics.
 
     A run dir whose run already finished with the same settings and ``trainer.max_epochs`` is
-    skipped and its metrics returned; one with a ``last.ckpt`` of the same settings resumes from
-    it. Re-running a killed sweep therefore skips finished jobs and resumes the others.
+    skipped and its metrics returned, unless ``test`` or ``evaluate_after_fit`` asks for figures it
+    has not recorded: those steps then run on its checkpoints, without training. A run dir with a
+    ``last.ckpt`` of the same settings resumes from it. Re-running a killed sweep therefore skips
+    finished jobs and resumes the others. Checkpoints are read as data (weights_only) and only
+    resumed when their stored settings match (``check_resumable``).
     """
     validate(cfg)
     check_evaluate_after_fit(cfg)
@@ -127,15 +209,23 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     output_dir = Path(cfg.paths.output_dir)
     run_config = OmegaConf.to_container(cfg, resolve=True)
     fingerprint = run_fingerprint(run_config)
-    done = finished_metrics(output_dir, cfg.trainer.get("max_epochs"), fingerprint)
-    if done is not None:
+    done = finished_metrics(output_dir, run_config, fingerprint)
+    pending = pending_post_fit(cfg, done) if done is not None else []
+    if done is not None and not pending:
         log.info(f"{output_dir} already holds a finished run; returning its metrics without training")
         return done
-    ckpt_path = resume_checkpoint(cfg, output_dir)
+    ckpt_path = resume_checkpoint(cfg, output_dir, finished=done is not None)
+    if pending and ckpt_path is None:
+        raise ConfigError(
+            f"{output_dir} holds a finished run but not its checkpoints/last.ckpt, so {' and '.join(pending)} cannot "
+            "run on it; train again in a fresh hydra.run.dir"
+        )
     metadata = read_checkpoint_metadata(ckpt_path) if ckpt_path else {}
-    if ckpt_path and not cfg.get("ckpt_path") and metadata["config"] and run_fingerprint(metadata["config"]) != fingerprint:
-        raise ConfigError(_foreign_run(output_dir))
     if ckpt_path:
+        check_resumable(ckpt_path, metadata["config"], run_config, output_dir, explicit=bool(cfg.get("ckpt_path")))
+    if pending:
+        log.info(f"{output_dir} already holds a finished run; running {' and '.join(pending)} on its checkpoints")
+    elif ckpt_path:
         log.info(f"resuming from {ckpt_path}")
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
 
@@ -160,13 +250,19 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         with warnings.catch_warnings():
             # mid-epoch resumption is exact here: the DataModule skips the batches already trained
             warnings.filterwarnings("ignore", message=".*resuming from a checkpoint that ended before the epoch ended.*")
-            trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
+            trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
         # metrics.json carries figures from before a resume; this process's own metrics override them
         metrics = {**read_metrics(output_dir / METRICS_FILE), **{k: float(v) for k, v in trainer.callback_metrics.items()}}
+        post_fit: dict[str, Any] = {}
         if cfg.get("test"):
-            trainer.test(model, datamodule=datamodule, ckpt_path="best")
-            metrics.update({name: float(value) for name, value in trainer.callback_metrics.items()})
-        metrics.update(evaluate_after_fit(cfg, trainer))  # robustness reports, when configured
+            trainer.test(model, datamodule=datamodule, ckpt_path="best", weights_only=True)
+            post_fit.update({k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")})
+        post_fit.update(evaluate_after_fit(cfg, trainer))  # robustness reports, when configured
+        if cfg.get("evaluate_after_fit"):
+            post_fit[POST_FIT_EVALUATION] = OmegaConf.to_container(cfg.evaluate_after_fit, resolve=True)
+        if post_fit and trainer.is_global_zero and completed_budget(trainer):
+            record_post_fit(output_dir / METRICS_FILE, post_fit)
+        metrics.update(post_fit)
     finally:
         finish_wandb(loggers)
     return metrics

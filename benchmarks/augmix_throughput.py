@@ -27,7 +27,6 @@ for _variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
     os.environ.setdefault(_variable, "1")
 
 import argparse
-import json
 import platform
 import statistics
 import subprocess
@@ -45,6 +44,7 @@ import torchvision
 from PIL import Image
 
 from augmix.data.datamodule import AugMixDataModule
+from augmix.io import strict_json
 from augmix.memory import PeakMemory
 
 MEAN, STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
@@ -237,7 +237,7 @@ def main() -> None:
               "time": time.strftime("%Y-%m-%d %H:%M:%S"), "results": results, "peak_memory": memory}
     out = args.out or RESULTS / f"augmix_throughput_{time.strftime('%Y%m%d_%H%M%S')}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2))
+    out.write_text(strict_json(report, indent=2))  # no bare NaN: the file stays valid JSON
     print_table(results, memory, report["machine"], out)
 
 

@@ -18,7 +18,6 @@ digits upsampled to ``--size`` (offline; the content does not matter for speed).
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -32,6 +31,7 @@ from hydra.utils import instantiate
 
 import augmix  # noqa: F401  (registers the CIFAR models and config schemas)
 from augmix.data.datamodule import AugMixDataModule
+from augmix.io import strict_json
 from augmix.losses import JSDLoss
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -151,7 +151,7 @@ def main() -> None:
     }
     out = args.out or RESULTS / f"train_throughput_{time.strftime('%Y%m%d_%H%M%S')}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2))
+    out.write_text(strict_json(report, indent=2))  # no bare NaN: the file stays valid JSON
     print(f"\nJSD training, {args.model} at {args.size}px, batch {args.batch}, {args.device}, "
           f"{args.workers} loader worker(s), {args.threads} training thread(s); medians of {args.rounds} rounds")
     print("| feed | steps/s | vs premade |\n|---|---:|---:|")

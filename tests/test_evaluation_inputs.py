@@ -221,8 +221,8 @@ def test_command_line_data_keys_change_a_lightning_checkpoints_data(tmp_path, ch
         ["benchmark=synthetic", "data.eval_batch_size=7", "data.root=/elsewhere"],
         data_overrides=(["eval_batch_size", "root"], False),
     )
-    assert seen["data"].eval_batch_size == 7 and seen["data"].root == "/elsewhere"
-    assert seen["data"].name == "digits"  # the rest is the checkpoint's own (not the composed cifar10)
+    assert seen["data"]["eval_batch_size"] == 7 and seen["data"]["root"] == "/elsewhere"  # plain, checked data
+    assert seen["data"]["name"] == "digits"  # the rest is the checkpoint's own (not the composed cifar10)
 
 
 def test_benchmark_selection_of_corruptions_and_severities():

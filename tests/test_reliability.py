@@ -91,8 +91,12 @@ def test_explicit_missing_checkpoint_is_a_clear_error(tmp_path):
         fit(tmp_path, f"ckpt_path={tmp_path / 'nope.ckpt'}")
 
 
+# Runs extended in place below: only a schedule that does not depend on the run's length allows it.
+EXTENDABLE = "model/scheduler=constant"
+
+
 def test_nan_loss_stops_with_the_step_and_keeps_the_good_checkpoint(tmp_path, monkeypatch):
-    fit(tmp_path, "trainer.max_epochs=1")
+    fit(tmp_path, "trainer.max_epochs=1", EXTENDABLE)
     last = tmp_path / "checkpoints" / "last.ckpt"
     good = weights(last)
     original = augmix.losses.JSDLoss.forward
@@ -105,7 +109,7 @@ def test_nan_loss_stops_with_the_step_and_keeps_the_good_checkpoint(tmp_path, mo
 
     monkeypatch.setattr(augmix.losses.JSDLoss, "forward", poisoned)
     with pytest.raises(DivergenceError) as error:
-        fit(tmp_path, "trainer.max_epochs=3")
+        fit(tmp_path, "trainer.max_epochs=3", EXTENDABLE)
     message = str(error.value)
     assert "global step 6" in message and "epoch 1" in message  # resumed at step 4; the 3rd step of epoch 1
     assert "model.optimizer.lr" in message and "loss.weight" in message and "trainer.precision" in message
@@ -135,7 +139,7 @@ def test_atomic_write_leaves_the_old_file_when_a_write_fails(tmp_path):
 
 
 def test_checkpoint_save_failure_keeps_the_previous_last_ckpt(tmp_path, monkeypatch):
-    fit(tmp_path, "trainer.max_epochs=1")
+    fit(tmp_path, "trainer.max_epochs=1", EXTENDABLE)
     last = tmp_path / "checkpoints" / "last.ckpt"
     before = last.read_bytes()
 
@@ -145,13 +149,13 @@ def test_checkpoint_save_failure_keeps_the_previous_last_ckpt(tmp_path, monkeypa
 
     monkeypatch.setattr(torch, "save", failing_save)
     with pytest.raises(OSError):
-        fit(tmp_path, "trainer.max_epochs=2")
+        fit(tmp_path, "trainer.max_epochs=2", EXTENDABLE)
     assert last.read_bytes() == before
 
 
 def test_wandb_run_is_reattached_on_resume(tmp_path):
     out = tmp_path / "run"
-    common = ("experiment=quickstart", "logger=wandb", f"paths.output_dir={out}", *LIMITS)
+    common = ("experiment=quickstart", "logger=wandb", f"paths.output_dir={out}", *LIMITS, EXTENDABLE)
     train(compose_train(*common, "trainer.max_epochs=1"))
     first = torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)["wandb_run_id"]
     train(compose_train(*common, "trainer.max_epochs=2"))

@@ -67,7 +67,7 @@ def fit(tmp_path: Path, *overrides: str) -> dict:
 
 
 def test_resume_from_last_checkpoint_continues_the_run(tmp_path):
-    limits = ("+trainer.limit_train_batches=2", "+trainer.limit_val_batches=1")
+    limits = ("+trainer.limit_train_batches=2", "+trainer.limit_val_batches=1", "model/scheduler=constant")  # extendable
     fit(tmp_path, *limits, "trainer.max_epochs=1")
     first = json.loads((tmp_path / "metrics.json").read_text())
     assert first["epoch"] == 0 and first["global_step"] == 2

@@ -34,7 +34,7 @@ from augmix.data.batches import (
 from augmix.data.corrupted import HELD_OUT_CORRUPTIONS, CorruptedSource
 from augmix.data.verify import file_progress, find_bad_images
 from augmix.erasing import RandomErasing
-from augmix.errors import ConfigError, DataError
+from augmix.errors import CheckpointError, ConfigError, DataError
 from augmix.mixing import MixUpCutMix
 from augmix.random import ERASE_STREAM, MIX_STREAM, keyed_generator
 
@@ -328,7 +328,12 @@ class AugMixDataModule(pl.LightningDataModule):
         return {"resume_point": [trainer.current_epoch, done]}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        point = state_dict.get("resume_point")
+        point = state_dict.get("resume_point") if isinstance(state_dict, Mapping) else None
+        if point is not None and not (
+            isinstance(point, (list, tuple)) and len(point) == 2
+            and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in point)
+        ):  # read from a checkpoint file: data, checked like any other
+            raise CheckpointError(f"checkpoint key AugMixDataModule.resume_point={point!r} is invalid: must be [epoch, batches done]")
         self.resume_point = tuple(point) if point else None
 
     # ------------------------------------------------------------------------------ batch finishing

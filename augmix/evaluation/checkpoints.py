@@ -96,36 +96,79 @@ def _weights(raw: Any, path: Path) -> tuple[dict[str, Tensor], dict | None]:
             f"{path} holds no weights: expected a state_dict, or a dict with a 'state_dict' entry "
             f"(Lightning / .pth.tar); found {keys}"
         )
+    if config is not None and not isinstance(config, Mapping):
+        raise CheckpointError(f"{path} has a stored run config ({CONFIG_KEY}) that is not a mapping; it is not a train.py checkpoint")
     tensors = {k: v for k, v in state.items() if isinstance(v, Tensor)}
     if not tensors:
         raise CheckpointError(f"{path} has an empty state_dict")
     return tensors, config
 
 
-def read_checkpoint(path: str | Path) -> Checkpoint:
-    """Load weights (and config, when present) on the CPU without unpickling arbitrary objects."""
+def load_file(path: str | Path, mmap: bool = False) -> Any:
+    """``torch.load(weights_only=True)`` on the CPU: tensors and plain containers, nothing that runs
+    code when unpickled. Every failure is one CheckpointError line saying what was wrong."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(
             f"checkpoint {path} does not exist; pass checkpoint=PATH to a .ckpt, .pth or .pth.tar file"
         )
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"checkpoint {path} is empty (0 bytes); the download or copy did not complete, fetch it again")
     try:
-        raw = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as error:
-        unsafe = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(error))
-        if unsafe is None:
+        refused = refused_content(str(error))
+        if refused is None:
+            operand = re.search(r"Unsupported operand (\d+)", str(error))
+            detail = f" (pickle instruction {operand.group(1)} is not part of torch.save's format)" if operand else ""
             raise CheckpointError(
-                f"cannot read checkpoint {path}: it is not a PyTorch checkpoint, or it is damaged"
+                f"cannot read checkpoint {path}: it is not a PyTorch checkpoint, or it is damaged{detail}"
             ) from None
         raise CheckpointError(
-            f"{path} contains Python objects other than tensors and plain containers ({unsafe.group(1)}), which are "
-            "not loaded for safety. Re-save the weights alone with torch.save(model.state_dict(), PATH)."
+            f"{path} was not loaded, for safety: it contains {refused}, which could run code when unpickled "
+            "(checkpoints are read with torch.load(weights_only=True): tensors and plain containers only). "
+            "If you trust its source, re-save the weights alone with torch.save(model.state_dict(), PATH) "
+            "and evaluate that file with model.backbone=NAME; otherwise do not load it"
         ) from None
-    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile) as error:
-        raise CheckpointError(f"cannot read checkpoint {path}: {error}. Is the file complete?") from None
+    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as error:
+        detail = str(error).strip().split(". ")[0].splitlines()[0] if str(error).strip() else type(error).__name__
+        raise CheckpointError(f"cannot read checkpoint {path} ({detail}); the file is incomplete or damaged, fetch it again") from None
+
+
+# What torch's weights-only unpickler refused, from its message (the part worth showing).
+REFUSALS = (
+    (re.compile(r"unsupported GLOBAL ([\w.]+) whose module"), "a reference to {} (a blocked module)"),
+    (re.compile(r"Unsupported global: GLOBAL ([\w.]+)"), "Python objects other than tensors and plain containers ({})"),
+    (re.compile(r"call reduce for unrecognized function (.+?)(?: which belongs|$)", re.M), "a call of {}"),
+    (re.compile(r"(?:create new object|only build).*but got (.+)$", re.M), "an object of {}"),
+)
+
+
+def refused_content(message: str) -> str | None:
+    """What the weights-only unpickler refused to load, or None when the file is simply not a checkpoint."""
+    if "Weights only load failed" not in message or "Unsupported operand" in message:
+        return None  # not a refusal: bytes that are no torch.save pickle at all
+    for pattern, template in REFUSALS:
+        found = pattern.search(message)
+        if found:
+            return template.format(found.group(1).strip())
+    return "content other than tensors and plain containers"
+
+
+def read_checkpoint(path: str | Path) -> Checkpoint:
+    """Load weights (and config, when present) on the CPU without unpickling arbitrary objects."""
+    path = Path(path)
+    raw = load_file(path)
     state, config = _weights(raw, path)
     state = _strip_wrappers(state)
     state, dropped = _drop_auxiliary_bn(state)
+    broken = [key for key, value in state.items() if value.is_floating_point() and not torch.isfinite(value).all()]
+    if broken:
+        raise CheckpointError(
+            f"{path} holds non-finite weights (NaN or infinity in {len(broken)} tensor(s), first {broken[0]!r}); "
+            "a model with them gives meaningless results. The run that saved it diverged or the file is damaged: "
+            "evaluate an earlier checkpoint"
+        )
     return Checkpoint(path=path, state_dict=state, config=config, sha256=_sha256(path), dropped_auxiliary=dropped)
 
 

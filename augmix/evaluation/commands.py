@@ -3,6 +3,8 @@ arguments of ``run_evaluation``: which checkpoint, backbone, data config and dev
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -11,6 +13,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 
+from augmix.allowlist import CHECKPOINT, USER_CONFIG, check_backbone, check_data
 from augmix.config import validate_evaluate
 from augmix.errors import CheckpointError, ConfigError
 from augmix.evaluation.checkpoints import Checkpoint, read_checkpoint
@@ -32,40 +35,66 @@ def command_line_data_overrides() -> tuple[list[str], bool]:
     return keys, any(o.key_or_group == "data" for o in parsed)
 
 
-def data_config(cfg: DictConfig, checkpoint: Checkpoint, keys: Sequence[str], group_chosen: bool) -> DictConfig:
-    """A Lightning checkpoint's own data config with the command line's ``data.KEY=VALUE`` applied;
-    the composed one for plain state_dicts."""
+def data_config(cfg: DictConfig, checkpoint: Checkpoint, keys: Sequence[str], group_chosen: bool) -> dict[str, Any]:
+    """A Lightning checkpoint's own data config (plain data, checked against the allowlist) with the
+    command line's ``data.KEY=VALUE`` applied; the composed one for plain state_dicts.
+
+    The checkpoint never chooses where files are written: its ``download`` is ignored (false) unless
+    the command line sets ``data.download``."""
     if checkpoint.config is None:
-        return cfg.data
+        return check_data(plain(cfg.data), USER_CONFIG)
     if group_chosen:
         raise ConfigError(
             "this Lightning checkpoint brings its own data config (normalisation, classes, eval transform); "
             "drop data=NAME and change single keys instead, e.g. data.root=DIR"
         )
-    data = OmegaConf.create(checkpoint.config["data"])
+    stored = checkpoint.config.get("data")
+    if not isinstance(stored, Mapping):
+        raise CheckpointError(f"checkpoint config key data holds {type(stored).__name__}: it must be a mapping (the run's data config)")
+    data = copy.deepcopy(dict(stored))
+    data["download"] = False
     for key in keys:
-        OmegaConf.update(data, key, OmegaConf.select(cfg.data, key), force_add=True)
-    return data
+        _set_dotted(data, key, plain(OmegaConf.select(cfg.data, key)))
+    return check_data(data, CHECKPOINT)
+
+
+def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
+    """``data[a][b] = value`` for ``key`` "a.b", creating (or replacing non-mapping) levels on the way."""
+    *parents, last = key.split(".")
+    for name in parents:
+        if not isinstance(data.get(name), dict):
+            data[name] = {}
+        data = data[name]
+    data[last] = value
 
 
 def model_choice(cfg: DictConfig, checkpoint: Checkpoint) -> tuple[str, dict, int | None]:
-    """(backbone, backbone_kwargs, trained class count) from the checkpoint's config or ``model.*``."""
+    """(backbone, backbone_kwargs, trained class count) from the checkpoint's config or ``model.*``,
+    checked: a registered architecture and plain keyword arguments."""
     requested = cfg.model.get("backbone")
     if checkpoint.config is not None:
-        trained = checkpoint.config["model"]
-        if requested and requested != trained["backbone"]:
+        trained = checkpoint.config.get("model")
+        if not isinstance(trained, Mapping):
+            raise CheckpointError(
+                f"checkpoint config key model holds {type(trained).__name__}: it must be a mapping (the run's model config)"
+            )
+        backbone, kwargs = check_backbone(
+            trained.get("backbone"), trained.get("backbone_kwargs"), CHECKPOINT, trained.get("num_classes")
+        )
+        if requested and requested != backbone:
             raise ConfigError(
-                f"model.backbone={requested!r} but this Lightning checkpoint was trained as {trained['backbone']!r}; "
+                f"model.backbone={requested!r} but this Lightning checkpoint was trained as {backbone!r}; "
                 "drop model.backbone"
             )
-        return trained["backbone"], dict(trained.get("backbone_kwargs") or {}), trained.get("num_classes")
+        return backbone, kwargs, trained.get("num_classes")
     if not requested:
         raise ConfigError(
             f"{checkpoint.path} is a plain state_dict without a training config; name its architecture with "
             "model.backbone=NAME (a timm model, e.g. resnet50 for the official AugMix ImageNet release, "
             "or torchvision:NAME)"
         )
-    return requested, dict(plain(cfg.model.get("backbone_kwargs")) or {}), None
+    backbone, kwargs = check_backbone(requested, cfg.model.get("backbone_kwargs"), USER_CONFIG)
+    return backbone, kwargs, None
 
 
 def fabric_settings(trainer: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -89,6 +118,8 @@ def evaluate(cfg: DictConfig, data_overrides: tuple[list[str], bool] | None = No
         )
     spec = benchmark_spec(cfg.benchmark)
     checkpoint = read_checkpoint(cfg.checkpoint)
+    if cfg.get("ignore_checkpoint_config"):
+        checkpoint = dataclasses.replace(checkpoint, config=None)  # weights only, like a plain state_dict
     keys, group_chosen = data_overrides if data_overrides is not None else command_line_data_overrides()
     data = data_config(cfg, checkpoint, keys, group_chosen)
     backbone, kwargs, trained_classes = model_choice(cfg, checkpoint)
@@ -102,6 +133,7 @@ def evaluate(cfg: DictConfig, data_overrides: tuple[list[str], bool] | None = No
         fabric_settings(cfg.get("trainer")),
         cfg.paths.output_dir,
         logger_config=cfg.get("logger"),
+        origin=CHECKPOINT if checkpoint.config is not None else USER_CONFIG,
     )
 
 
@@ -109,6 +141,7 @@ def check_evaluate_after_fit(cfg: DictConfig) -> None:
     """Fail before training, not after it, when ``evaluate_after_fit`` is misconfigured."""
     node = cfg.get("evaluate_after_fit")
     if node:
+        check_data(plain(cfg.data), USER_CONFIG)  # evaluation builds its data from the allowlist alone
         check_benchmark_against_data(benchmark_spec(node, prefix="evaluate_after_fit."), plain(cfg.data))
 
 

@@ -73,3 +73,10 @@ def first_error(collective: Collective, message: str | None) -> str | None:
     if lowest == 0:
         return None
     return collective.broadcast(message, src=collective.world_size - lowest)
+
+
+def any_rank(collective: Collective, flag: bool) -> bool:
+    """True on every rank when ``flag`` is true on any (every rank must call it at the same point)."""
+    if collective.world_size == 1:
+        return flag
+    return bool(collective.all_reduce(torch.tensor(int(flag)), reduce_op="max"))

@@ -11,12 +11,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from hydra.utils import instantiate
 from lightning_fabric import Fabric
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 
-from augmix.config import validate_data
+from augmix.allowlist import USER_CONFIG, Origin, build_datamodule, check_data
 from augmix.environment import is_global_rank_zero
 from augmix.errors import CheckpointError, ConfigError, DataError
 from augmix.evaluation.benchmark import (
@@ -79,11 +78,12 @@ def run_evaluation(
     output_dir: str | Path,
     logger_config: DictConfig | None = None,
     replace_stale: bool = False,
+    origin: Origin = USER_CONFIG,
 ) -> dict:
     """Evaluate ``checkpoint`` on ``spec`` and write reports into ``output_dir``; returns the summary
-    (on rank zero; other ranks return an empty dict)."""
-    data = plain(data)
-    validate_data(OmegaConf.create(data))
+    (on rank zero; other ranks return an empty dict). ``data`` is built from the allowlist only
+    (``augmix.allowlist``); ``origin`` names where it came from in messages."""
+    data = check_data(data, origin)
     expected = spec.num_classes or data["num_classes"]
     if trained_classes is not None:
         _check_classes(spec, checkpoint, trained_classes, expected)
@@ -94,7 +94,7 @@ def run_evaluation(
         _check_classes(spec, checkpoint, found, expected)
     load_weights(model, checkpoint, backbone)
 
-    datamodule = instantiate(OmegaConf.create(data))
+    datamodule = build_datamodule(data, origin)
     clean = clean_source(datamodule)
     image_size = data["image_size"]
     check = spec if is_global_rank_zero() else dataclasses.replace(spec, verify_files=False)  # scanned once

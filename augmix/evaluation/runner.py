@@ -18,8 +18,9 @@ from lightning_fabric import Fabric
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
-from augmix.errors import DataError
+from augmix.errors import CheckpointError, DataError
 from augmix.evaluation.distributed import (
+    any_rank,
     batch_bounds,
     first_error,
     gather_set,
@@ -99,6 +100,7 @@ def run_sets(
         for evalset, plan in zip(pending, plans):
             progress.start_set(evalset.key)
             parts, error = [], None
+            finite = torch.ones((), dtype=torch.bool, device=fabric.device)  # read once per set: no per-batch sync
             for _ in plan:
                 batch = next(batches)
                 if "error" in batch:
@@ -107,11 +109,18 @@ def run_sets(
                 images = normalize(batch["images"].to(fabric.device, non_blocking=True))
                 with fabric.autocast():
                     logits = model(precision.convert_input(images))
+                finite &= torch.isfinite(logits).all()
                 parts.append(outcomes(logits, batch["targets"].to(fabric.device, non_blocking=True)))
                 progress.advance(len(images) * world)
             error = first_error(fabric, error)
             if error is not None:
                 raise DataError(error)
+            if any_rank(fabric, not bool(finite)):
+                raise CheckpointError(
+                    f"the model's outputs (logits) on set {evalset.key} include NaN or infinity, so its figures would be "
+                    "meaningless; evaluation stopped before writing them (sets already written are kept). The weights "
+                    "are broken (a diverged run?) or a half precision overflowed: try trainer.precision=32-true"
+                )
             local = torch.cat(parts) if parts else torch.zeros((0, 4), device=fabric.device)
             metrics = metrics_from_outcomes(gather_set(fabric, local, len(evalset)), top5)
             if rank == 0:

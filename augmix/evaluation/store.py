@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from augmix.errors import ConfigError
+from augmix.errors import ConfigError, RunDirError
 from augmix.io import write_json
 
 MANIFEST = "run.json"
@@ -35,7 +35,7 @@ class ResultStore:
         """Create the folder or check it belongs to this evaluation (rank zero only)."""
         manifest = self.directory / MANIFEST
         if manifest.is_file():
-            existing = json.loads(manifest.read_text())
+            existing = self._manifest(manifest)
             if existing.get("fingerprint") != self.fingerprint:
                 if not self.replace_stale:
                     changed = sorted(
@@ -52,6 +52,22 @@ class ResultStore:
         self.directory.mkdir(parents=True, exist_ok=True)
         write_json(manifest, {"fingerprint": self.fingerprint, "description": self.description})
 
+    def _manifest(self, manifest: Path) -> dict[str, Any]:
+        """The folder's record of what it holds, read as data; damaged, it names the folder to remove
+        (or, with ``replace_stale``, counts as another evaluation's and is replaced)."""
+        try:
+            existing = json.loads(manifest.read_bytes())
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            existing = error
+        if isinstance(existing, dict) and isinstance(existing.get("description", {}), dict):
+            return existing
+        if self.replace_stale:
+            return {}
+        raise RunDirError(
+            f"{manifest} is damaged ({existing if isinstance(existing, Exception) else 'not a manifest'}), so the set results "
+            f"beside it cannot be matched to this evaluation; delete {self.directory} to evaluate every set again"
+        )
+
     def _path(self, key: str) -> Path:
         return self.directory / f"{key}.json"
 
@@ -62,8 +78,10 @@ class ResultStore:
             return None
         try:
             record = json.loads(path.read_text())
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, UnicodeDecodeError):
             return None  # cannot happen with atomic writes, but never trust a damaged file
+        if not isinstance(record, dict) or not isinstance(record.get("metrics"), dict):
+            return None
         return record["metrics"] if record.get("fingerprint") == self.fingerprint else None
 
     def write(self, key: str, metrics: dict) -> None:
