@@ -86,7 +86,7 @@ TRAIN_KEYS: dict[str, Any] = {
     "augmix": AugMixConfig,
 }
 EVALUATE_KEYS: dict[str, Any] = {
-    **dict.fromkeys(("task_name", "tags", "checkpoint", "benchmark", "data", "trainer", "logger", "paths", "hydra")),
+    **dict.fromkeys(("task_name", "tags", "checkpoint", "ignore_checkpoint_config", "benchmark", "data", "trainer", "logger", "paths", "hydra")),
     "model": dict.fromkeys(("backbone", "backbone_kwargs")),
 }
 MAKE_CORRUPTED_KEYS: dict[str, Any] = dict.fromkeys(
