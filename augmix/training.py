@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import sys
 import warnings
 from pathlib import Path
@@ -17,6 +18,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import Callback, LearningRateMonitor
 
+from augmix import interrupts
 from augmix.callbacks import METRICS_FILE, read_metrics
 from augmix.config import validate
 from augmix.data import AugMixDataModule
@@ -24,12 +26,13 @@ from augmix.environment import is_externally_launched, is_global_rank_zero
 from augmix.errors import AugMixError, CheckpointError, ConfigError
 from augmix.evaluation import check_evaluate_after_fit, evaluate_after_fit
 from augmix.fingerprint import run_fingerprint
-from augmix.io import AtomicCheckpointIO, write_json
+from augmix.io import AtomicCheckpointIO, remove_stale_temporaries, write_json
 from augmix.loggers import build_loggers, finish_wandb
 from augmix.module import CONFIG_KEY, WANDB_RUN_ID_KEY, AugMixModule
 from augmix.reliability import DivergenceError
 
 log = logging.getLogger(__name__)
+POST_FIT_KEY = "post_fit"  # in metrics.json: the post-fit steps (test, evaluate_after_fit) that finished
 
 
 def build_callbacks(config: DictConfig | None, has_logger: bool) -> list[Callback]:
@@ -113,24 +116,75 @@ def instantiate_node(node: DictConfig, **kwargs: Any) -> Any:
         raise
 
 
+def pending_post_fit(cfg: DictConfig, metrics: dict[str, Any]) -> list[str]:
+    """The post-fit steps this command asks for that ``metrics`` (of a finished run) do not record as
+    done: a run stopped during its test or robustness evaluation, or re-run with one added."""
+    done = metrics.get(POST_FIT_KEY) or {}
+    steps = []
+    if cfg.get("test") and not done.get("test"):
+        steps.append("test")
+    if cfg.get("evaluate_after_fit") and done.get("evaluate_after_fit") != _plain(cfg.evaluate_after_fit):
+        steps.append("evaluate_after_fit")
+    return steps
+
+
+def _plain(node: DictConfig) -> Any:
+    return OmegaConf.to_container(node, resolve=True)
+
+
+def record_post_fit(trainer: pl.Trainer, output_dir: Path, figures: dict[str, float], step: dict[str, Any]) -> None:
+    """Add a finished post-fit step and its figures to ``metrics.json`` (rank zero)."""
+    if not trainer.is_global_zero:
+        return
+    path = output_dir / METRICS_FILE
+    metrics = read_metrics(path)
+    figures = {name: value if math.isfinite(value) else None for name, value in figures.items()}
+    write_json(path, {**metrics, **figures, POST_FIT_KEY: {**(metrics.get(POST_FIT_KEY) or {}), **step}})
+
+
+def stop_between_steps(trainer: pl.Trainer, kept: str, then: str) -> None:
+    """A stop request that arrived after the last batch of a step stops before the next step (all ranks agree)."""
+    local = interrupts.requested() is not None
+    if trainer.world_size > 1:
+        local = trainer.strategy.reduce_boolean_decision(local, all=False)
+    if local:
+        interrupts.stop(kept, then)
+
+
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Train (or resume) as configured; returns the final metrics.
 
     A run dir whose run already finished with the same settings and ``trainer.max_epochs`` is
-    skipped and its metrics returned; one with a ``last.ckpt`` of the same settings resumes from
-    it. Re-running a killed sweep therefore skips finished jobs and resumes the others.
+    skipped and its metrics returned (after running any requested post-fit step it has not done);
+    one with a ``last.ckpt`` of the same settings resumes from it. Re-running a killed or stopped
+    sweep therefore skips finished jobs and resumes the others. Stop signals act at the next batch
+    boundary of every phase (see ``augmix.interrupts``); in a sweep, also before the next job.
     """
     validate(cfg)
     check_evaluate_after_fit(cfg)
     if in_multirun():
         check_multirun(cfg)
+    with interrupts.handling_stops(for_the_process=in_multirun()):
+        if in_multirun():  # a signal that came after the last batch of the job before
+            job = Path(cfg.paths.output_dir).name
+            interrupts.stop_if_requested(f"stopped before sweep job {job} started; the jobs before it are kept", "continue the sweep")
+        return _train(cfg)
+
+
+def _train(cfg: DictConfig) -> dict[str, Any]:
     output_dir = Path(cfg.paths.output_dir)
     run_config = OmegaConf.to_container(cfg, resolve=True)
     fingerprint = run_fingerprint(run_config)
     done = finished_metrics(output_dir, cfg.trainer.get("max_epochs"), fingerprint)
-    if done is not None:
+    steps = pending_post_fit(cfg, done or {})
+    if done is not None and not steps:
         log.info(f"{output_dir} already holds a finished run; returning its metrics without training")
         return done
+    if done is not None:
+        log.info(f"{output_dir} holds a finished run; running what it has not done yet: {', '.join(steps)}")
+    if is_global_rank_zero():  # before any save, so no writer of this run is live
+        for folder in (output_dir, output_dir / "checkpoints"):
+            remove_stale_temporaries(folder)
     ckpt_path = resume_checkpoint(cfg, output_dir)
     metadata = read_checkpoint_metadata(ckpt_path) if ckpt_path else {}
     if ckpt_path and not cfg.get("ckpt_path") and metadata["config"] and run_fingerprint(metadata["config"]) != fingerprint:
@@ -163,10 +217,19 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
         # metrics.json carries figures from before a resume; this process's own metrics override them
         metrics = {**read_metrics(output_dir / METRICS_FILE), **{k: float(v) for k, v in trainer.callback_metrics.items()}}
-        if cfg.get("test"):
+        trained = f"training is finished and saved in {output_dir / 'checkpoints'}"
+        if "test" in steps:
+            stop_between_steps(trainer, f"{trained}; the test run did not start", "run the test")
             trainer.test(model, datamodule=datamodule, ckpt_path="best")
-            metrics.update({name: float(value) for name, value in trainer.callback_metrics.items()})
-        metrics.update(evaluate_after_fit(cfg, trainer))  # robustness reports, when configured
+            figures = {name: float(value) for name, value in trainer.callback_metrics.items() if name.startswith("test/")}
+            metrics.update(figures)
+            record_post_fit(trainer, output_dir, figures, {"test": True})
+        if "evaluate_after_fit" in steps:
+            if trainer.is_global_zero:  # the only rank that evaluates
+                interrupts.stop_if_requested(f"{trained}; the robustness evaluation did not start", "run it")
+            figures = evaluate_after_fit(cfg, trainer)  # robustness reports
+            metrics.update(figures)
+            record_post_fit(trainer, output_dir, figures, {"evaluate_after_fit": _plain(cfg.evaluate_after_fit)})
     finally:
         finish_wandb(loggers)
     return metrics

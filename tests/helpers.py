@@ -26,25 +26,33 @@ class CrashAtBatchStart(pl.Callback):
 
 
 class PauseAtBatch(pl.Callback):
-    """Writes ``marker`` at (epoch, batch) and waits there until a stop signal arrives (SIGTERM, or
-    one the Preemption callback caught), so a test can signal a real run at a known point."""
+    """Writes ``marker`` at the start of batch ``batch`` of ``stage`` (train, validation, sanity or
+    test; in ``epoch`` if given) and waits there until a stop signal was received, so a test can
+    signal a real run at a known point. It pauses once: a rerun that finds the marker goes on."""
 
-    def __init__(self, epoch: int, batch: int, marker: str, timeout: float = 120.0) -> None:
-        self.epoch, self.batch, self.marker, self.timeout = epoch, batch, marker, timeout
+    def __init__(self, batch: int, marker: str, stage: str = "train", epoch: int | None = None, timeout: float = 120.0) -> None:
+        self.batch, self.marker, self.stage, self.epoch, self.timeout = batch, marker, stage, epoch, timeout
 
     def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch, batch_idx: int) -> None:
+        self._pause(trainer, "train", batch_idx)
+
+    def on_validation_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch, batch_idx: int, dataloader_idx: int = 0) -> None:
+        self._pause(trainer, "sanity" if trainer.sanity_checking else "validation", batch_idx)
+
+    def on_test_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch, batch_idx: int, dataloader_idx: int = 0) -> None:
+        self._pause(trainer, "test", batch_idx)
+
+    def _pause(self, trainer: pl.Trainer, stage: str, batch_idx: int) -> None:
         import time
         from pathlib import Path
 
-        if (trainer.current_epoch, batch_idx) != (self.epoch, self.batch):
+        from augmix import interrupts
+
+        if (stage, batch_idx) != (self.stage, self.batch) or self.epoch not in (None, trainer.current_epoch):
             return
-        Path(self.marker).write_text("waiting for SIGTERM")
+        if Path(self.marker).exists():
+            return
+        Path(self.marker).write_text(f"paused at {stage} batch {batch_idx}, waiting for a stop signal")
         deadline = time.time() + self.timeout
-        from augmix.reliability import Preemption
-
-        def signalled() -> bool:
-            caught = any(c.requested is not None for c in trainer.callbacks if isinstance(c, Preemption))
-            return trainer.received_sigterm or caught
-
-        while not signalled() and time.time() < deadline:
+        while interrupts.requested() is None and time.time() < deadline:
             time.sleep(0.05)

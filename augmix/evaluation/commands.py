@@ -11,6 +11,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 
+from augmix import interrupts
 from augmix.errors import CheckpointError, ConfigError
 from augmix.evaluation.checkpoints import Checkpoint, read_checkpoint
 from augmix.evaluation.pipeline import (
@@ -80,7 +81,13 @@ def fabric_settings(trainer: Mapping[str, Any] | None) -> dict[str, Any]:
 
 
 def evaluate(cfg: DictConfig, data_overrides: tuple[list[str], bool] | None = None) -> dict:
-    """``evaluate.py``: ``cfg`` is configs/evaluate.yaml as composed by Hydra."""
+    """``evaluate.py``: ``cfg`` is configs/evaluate.yaml as composed by Hydra. A stop signal keeps
+    the finished sets and stops at the next batch (see ``run_sets``)."""
+    with interrupts.handling_stops():
+        return _evaluate(cfg, data_overrides)
+
+
+def _evaluate(cfg: DictConfig, data_overrides: tuple[list[str], bool] | None) -> dict:
     if OmegaConf.is_missing(cfg, "checkpoint") or not cfg.get("checkpoint"):
         raise ConfigError(
             "checkpoint=PATH is required: a train.py .ckpt, or a state_dict/.pth.tar with model.backbone=NAME"
