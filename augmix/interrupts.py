@@ -39,6 +39,7 @@ class _Requests:
         self.previous: dict[int, Any] = {}  # handlers installed before ours
         self.depth = 0  # nested install() calls (train() around Lightning's stages, a sweep's jobs)
         self.aborted = False  # a second Ctrl-C came; stays set for the entry point's last word
+        self.owner = 0  # the process that installed the handlers (forked loader workers inherit them)
 
 
 _requests = _Requests()
@@ -64,7 +65,7 @@ def _on_signal(signum: int, frame: Any) -> None:
         if _requests.interrupts > 1:
             _requests.aborted = True
             raise KeyboardInterrupt  # the second Ctrl-C: abort at once
-        if is_global_rank_zero():  # os.write: print() may be mid-write in the interrupted frame
+        if os.getpid() == _requests.owner and is_global_rank_zero():  # os.write: print() may be mid-write
             os.write(2, b"\nCtrl-C: stopping at the next batch boundary to save; press Ctrl-C again to abort at once.\n")
 
 
@@ -77,7 +78,7 @@ def install() -> None:
     _requests.depth += 1
     if _requests.depth > 1:
         return
-    _requests.aborted = False
+    _requests.aborted, _requests.owner = False, os.getpid()
     if not _main_thread():
         return
     for number in _numbers():

@@ -28,10 +28,14 @@ class CrashAtBatchStart(pl.Callback):
 class PauseAtBatch(pl.Callback):
     """Writes ``marker`` at the start of batch ``batch`` of ``stage`` (train, validation, sanity or
     test; in ``epoch`` if given) and waits there until a stop signal was received, so a test can
-    signal a real run at a known point. It pauses once: a rerun that finds the marker goes on."""
+    signal a real run at a known point. It pauses once (a rerun that finds the marker goes on), in
+    rank zero only; with ``hold`` it keeps waiting after the signal, until ``timeout``."""
 
-    def __init__(self, batch: int, marker: str, stage: str = "train", epoch: int | None = None, timeout: float = 120.0) -> None:
-        self.batch, self.marker, self.stage, self.epoch, self.timeout = batch, marker, stage, epoch, timeout
+    def __init__(
+        self, batch: int, marker: str, stage: str = "train", epoch: int | None = None, hold: bool = False, timeout: float = 120.0
+    ) -> None:
+        self.batch, self.marker, self.stage, self.epoch = batch, marker, stage, epoch
+        self.hold, self.timeout = hold, timeout
 
     def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch, batch_idx: int) -> None:
         self._pause(trainer, "train", batch_idx)
@@ -50,9 +54,38 @@ class PauseAtBatch(pl.Callback):
 
         if (stage, batch_idx) != (self.stage, self.batch) or self.epoch not in (None, trainer.current_epoch):
             return
-        if Path(self.marker).exists():
+        if trainer.global_rank != 0 or Path(self.marker).exists():
             return
         Path(self.marker).write_text(f"paused at {stage} batch {batch_idx}, waiting for a stop signal")
         deadline = time.time() + self.timeout
-        while interrupts.requested() is None and time.time() < deadline:
+        while (self.hold or interrupts.requested() is None) and time.time() < deadline:
             time.sleep(0.05)
+
+
+def run_paused_in_evaluation(script: str, marker: str, batch: str, *args: str) -> None:
+    """Run ``script`` (evaluate.py, or train.py with evaluate_after_fit) as ``python script args``
+    would, pausing before evaluation batch ``batch`` (counted over all sets) until a stop signal
+    was received; ``marker`` tells the test when to signal. A subprocess runs it:
+    ``python -c "...run_paused_in_evaluation(*sys.argv[1:])" evaluate.py MARKER BATCH args...``."""
+    import itertools
+    import runpy
+    import sys
+    import time
+    from pathlib import Path
+
+    from augmix import interrupts
+    from augmix.evaluation import runner
+
+    original, calls = runner.outcomes, itertools.count()
+
+    def paused(logits, targets):
+        if next(calls) == int(batch):
+            Path(marker).write_text(f"paused before evaluation batch {batch}, waiting for a stop signal")
+            deadline = time.time() + 120
+            while interrupts.requested() is None and time.time() < deadline:
+                time.sleep(0.05)
+        return original(logits, targets)
+
+    runner.outcomes = paused
+    sys.argv = [script, *args]
+    runpy.run_path(script, run_name="__main__")
