@@ -118,8 +118,11 @@ def instantiate_node(node: DictConfig, **kwargs: Any) -> Any:
 
 def pending_post_fit(cfg: DictConfig, metrics: dict[str, Any]) -> list[str]:
     """The post-fit steps this command asks for that ``metrics`` (of a finished run) do not record as
-    done: a run stopped during its test or robustness evaluation, or re-run with one added."""
+    done on its final weights: a run stopped during its test or robustness evaluation, or re-run
+    with one added."""
     done = metrics.get(POST_FIT_KEY) or {}
+    if done.get("global_step") != metrics.get("global_step"):
+        done = {}  # recorded for weights of an earlier stage of the run
     steps = []
     if cfg.get("test") and not done.get("test"):
         steps.append("test")
@@ -133,13 +136,17 @@ def _plain(node: DictConfig) -> Any:
 
 
 def record_post_fit(trainer: pl.Trainer, output_dir: Path, figures: dict[str, float], step: dict[str, Any]) -> None:
-    """Add a finished post-fit step and its figures to ``metrics.json`` (rank zero)."""
+    """Add a finished post-fit step and its figures to ``metrics.json`` (rank zero), with the global
+    step of the weights it was run on."""
     if not trainer.is_global_zero:
         return
     path = output_dir / METRICS_FILE
     metrics = read_metrics(path)
+    done = metrics.get(POST_FIT_KEY) or {}
+    if done.get("global_step") != trainer.global_step:
+        done = {}
     figures = {name: value if math.isfinite(value) else None for name, value in figures.items()}
-    write_json(path, {**metrics, **figures, POST_FIT_KEY: {**(metrics.get(POST_FIT_KEY) or {}), **step}})
+    write_json(path, {**metrics, **figures, POST_FIT_KEY: {**done, **step, "global_step": trainer.global_step}})
 
 
 def stop_between_steps(trainer: pl.Trainer, kept: str, then: str) -> None:

@@ -218,7 +218,7 @@ def test_a_stop_during_the_post_fit_test_keeps_training_and_the_rerun_runs_the_t
     stamp = (out / "checkpoints" / "last.ckpt").stat().st_mtime_ns
     metrics = fit(out, *testing)
     after = json.loads((out / "metrics.json").read_text())
-    assert after["post_fit"] == {"test": True} and after["test/acc"] == metrics["test/acc"]
+    assert after["post_fit"] == {"test": True, "global_step": 2} and after["test/acc"] == metrics["test/acc"]
     assert after["global_step"] == before["global_step"], "nothing was trained again"
     assert (out / "checkpoints" / "last.ckpt").stat().st_mtime_ns == stamp
     assert fit(out, *testing)["test/acc"] == metrics["test/acc"]  # done: the third run only reads metrics.json
