@@ -112,7 +112,9 @@ class Preemption(pl.Callback):
         if self._at_validation_start or self._start_loop(trainer, batches):
             self._stop_in_validation(trainer, 0)
 
-    def on_validation_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
+    def on_validation_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int, dataloader_idx: int = 0
+    ) -> None:
         if self._agreed(trainer, self._common_batch(batch_idx, dataloader_idx)):
             self._stop_in_validation(trainer, batch_idx + 1)
 
@@ -121,7 +123,9 @@ class Preemption(pl.Callback):
         if self._start_loop(trainer, trainer.num_test_batches):
             self._stop_in_test(trainer, 0)
 
-    def on_test_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
+    def on_test_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int, dataloader_idx: int = 0
+    ) -> None:
         if self._agreed(trainer, self._common_batch(batch_idx, dataloader_idx)):
             self._stop_in_test(trainer, batch_idx + 1)
 

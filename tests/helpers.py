@@ -40,10 +40,14 @@ class PauseAtBatch(pl.Callback):
     def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch, batch_idx: int) -> None:
         self._pause(trainer, "train", batch_idx)
 
-    def on_validation_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch, batch_idx: int, dataloader_idx: int = 0) -> None:
+    def on_validation_batch_start(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch, batch_idx: int, dataloader_idx: int = 0
+    ) -> None:
         self._pause(trainer, "sanity" if trainer.sanity_checking else "validation", batch_idx)
 
-    def on_test_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch, batch_idx: int, dataloader_idx: int = 0) -> None:
+    def on_test_batch_start(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch, batch_idx: int, dataloader_idx: int = 0
+    ) -> None:
         self._pause(trainer, "test", batch_idx)
 
     def _pause(self, trainer: pl.Trainer, stage: str, batch_idx: int) -> None:

@@ -1,25 +1,26 @@
 """Interruptions that must not lose work: stop signals in every phase, Ctrl-C, kill -9, a full disk.
 
-| phase / case                          | before                                              | after                                                                                 |
-|---------------------------------------|-----------------------------------------------------|---------------------------------------------------------------------------------------|
-| SIGTERM during validation             | exit 0, no line, the epoch lost (Lightning's own    | `SIGTERM: saved <last.ckpt> at epoch E, batch B (global step S) during validation,     |
-|                                       | SIGTERMException)                                   | which runs again from its start; ...`, exit 0; the rerun validates again, then goes on |
-|                                       |                                                     | exactly as an uninterrupted run                                                       |
-| Ctrl-C (first)                        | KeyboardInterrupt traceback, exit 1, no checkpoint  | acknowledged, `SIGINT: saved ...` at the next batch, exit 130; the rerun continues     |
-| Ctrl-C (second)                       | (the first already aborted)                         | aborts at once: one line, exit 130, no half-written file                              |
-| sanity check                          | Lightning's SIGTERMException, exit 0, no line       | `...: stopped in the sanity check, before any training step: nothing to save yet`     |
-| post-fit test (`test=true`)           | SIGUSR1 ignored (the test runs on); SIGTERM exits   | stops at the next test batch; the rerun of the finished run runs the test              |
-|                                       | silently and the rerun skips the test               |                                                                                       |
-| post-fit evaluation                   | SIGTERM kills, SIGUSR1/2 kill, Ctrl-C traceback;    | stops at the next batch, finished sets kept; the rerun evaluates only what is missing  |
-|                                       | the rerun skips the finished run's evaluation       |                                                                                       |
-| evaluate.py                           | SIGUSR1/2 kill without a word, Ctrl-C traceback     | stops at the next batch, finished sets kept, one line; the rerun continues             |
-| between two jobs of a local sweep     | the next job starts                                 | the sweep stops before it; the rerun continues                                         |
-| local sweep, inside a job             | SIGTERM in validation: the job's epoch lost, the    | the job saves and the sweep stops; the rerun resumes that job, then runs the next      |
-|                                       | sweep ends                                          |                                                                                       |
-| DDP, SIGTERM to rank zero only        | Lightning raises at the next step without saving    | all ranks agree at a batch boundary, save, one line                                    |
-| kill -9 mid-save                      | `.last.ckpt.*.tmp` (180 MB) stays forever           | removed at the next start-up; a live writer's file is never touched                   |
-| disk full / `ulimit -f` while saving  | `RuntimeError ... unexpected pos` traceback         | `Error: could not write <path>: file too large ...; the previous last.ckpt is intact`, |
-|                                       |                                                     | exit 2; the same for metrics.json and evaluation results                              |
+| phase / case                   | before                                             | after                                                  |
+|--------------------------------|----------------------------------------------------|--------------------------------------------------------|
+| SIGTERM in validation          | exit 0, no line, the epoch lost                    | `SIGTERM: saved <last.ckpt> ... during validation,     |
+|                                |                                                    | which runs again from its start; ...`, exit 0; the     |
+|                                |                                                    | rerun validates again, then equals an unstopped run    |
+| Ctrl-C, first                  | exit 1, no checkpoint: the rerun starts over       | acknowledged; `SIGINT: saved ...` after the batch,     |
+|                                |                                                    | exit 130; the rerun continues                          |
+| Ctrl-C, second                 | (the first already aborted)                        | aborts at once: one line, exit 130, no broken file     |
+| sanity check                   | exit 0, no line                                    | `...: stopped in the sanity check, ...`, exit 0        |
+| post-fit test (`test=true`)    | SIGUSR1 ignored; the rerun skips the test          | stops after the batch; the rerun runs the test         |
+| post-fit evaluation            | killed (SIGTERM, SIGUSR1/2); the rerun skips it    | stops after the batch, finished sets kept; the rerun   |
+|                                |                                                    | evaluates only the missing sets                        |
+| evaluate.py                    | SIGUSR1/2 kill silently; Ctrl-C traceback          | stops after the batch, finished sets kept, one line    |
+| between two sweep jobs         | the next job starts                                | the sweep stops before it; the rerun continues         |
+| a sweep job, in validation     | the job's epoch lost                               | the job saves, the sweep stops; the rerun resumes it,  |
+|                                |                                                    | then runs the next job                                 |
+| DDP, signal to rank zero only  | Lightning stops at the next step without saving    | all ranks agree at a batch boundary, save, one line    |
+| kill -9 mid-save               | `.last.ckpt.*.tmp` (180 MB) stays forever          | removed at the next start; a live writer's never       |
+| disk full / `ulimit -f`        | `RuntimeError ... unexpected pos` traceback        | `Error: could not write <path>: file too large ...;    |
+|                                |                                                    | the previous last.ckpt is intact ...`, exit 2; also    |
+|                                |                                                    | for metrics.json and evaluation results                |
 """
 
 from __future__ import annotations
@@ -256,8 +257,10 @@ def trained_checkpoint(tmp_path_factory) -> Path:
     return lightning_checkpoint(tmp_path_factory.mktemp("trained") / "last.ckpt")
 
 
-EVALUATE = ("benchmark=synthetic", "benchmark.limit_per_set=16", "benchmark.batch_size=8", "benchmark.corruptions=[gaussian_noise,contrast]",
-            "benchmark.severities=[1,2]")
+EVALUATE = (
+    "benchmark=synthetic", "benchmark.limit_per_set=16", "benchmark.batch_size=8",
+    "benchmark.corruptions=[gaussian_noise,contrast]", "benchmark.severities=[1,2]",
+)
 
 
 @pytest.mark.slow
