@@ -7,14 +7,18 @@ import sys
 from collections.abc import Callable
 from typing import TypeVar
 
+from augmix import interrupts
 from augmix.errors import AugMixError
 
 T = TypeVar("T")
 EXIT_USER_ERROR = 2
+ABORTED = "Aborted by Ctrl-C without saving; every file written so far is complete (files are written atomically)."
 
 
 def report_errors(task: Callable[..., T]) -> Callable[..., T]:
-    """Print ``Error: <message>`` for AugMixError and exit with status 2; re-raise anything else."""
+    """Print ``Error: <message>`` for AugMixError and exit with status 2; when Ctrl-C aborted (the
+    second press, see ``augmix.interrupts``) print one line instead of a traceback and exit with
+    status 130; re-raise anything else."""
 
     @functools.wraps(task)
     def wrapper(*args, **kwargs) -> T:
@@ -23,5 +27,10 @@ def report_errors(task: Callable[..., T]) -> Callable[..., T]:
         except AugMixError as error:
             print(f"Error: {error}", file=sys.stderr, flush=True)
             sys.exit(EXIT_USER_ERROR)
+        except (KeyboardInterrupt, SystemExit) as error:
+            if isinstance(error, SystemExit) and not interrupts.aborted():
+                raise
+            print(ABORTED, file=sys.stderr, flush=True)
+            sys.exit(interrupts.EXIT_INTERRUPTED)
 
     return wrapper

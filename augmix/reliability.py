@@ -2,15 +2,14 @@
 
 - ``StepSeeding``: torch's global RNG (dropout, drop-path) is re-seeded from (seed, rank, epoch,
   batch) before every step, so a resumed run continues bit for bit.
-- ``Preemption``: SIGTERM / SIGUSR1 / SIGUSR2 save ``last.ckpt`` at the next batch boundary and stop cleanly.
+- ``Preemption``: SIGTERM / SIGINT / SIGUSR1 / SIGUSR2 keep the work done (``last.ckpt``) at the next
+  batch boundary of every stage and stop cleanly.
 - ``DivergenceGuard``: a NaN or infinite loss stops training before the step is applied and
   before any checkpoint could be overwritten by a diverged model.
 """
 
 from __future__ import annotations
 
-import signal
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,16 +17,13 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import ModelCheckpoint
 
+from augmix import interrupts
 from augmix.errors import AugMixError
 from augmix.random import STEP_STREAM, stream_seed
 
 
 class DivergenceError(AugMixError):
     """The loss became NaN or infinite."""
-
-
-class Preempted(SystemExit):
-    """Raised after the pre-emption checkpoint is safely on disk: exit status 0, no traceback."""
 
 
 def last_checkpoint_path(trainer: pl.Trainer) -> Path | None:
@@ -47,65 +43,172 @@ class StepSeeding(pl.Callback):
 
 
 class Preemption(pl.Callback):
-    """Turns SIGTERM, SIGUSR1 and SIGUSR2 into a mid-epoch ``last.ckpt`` and a clean stop.
+    """Acts on a stop request (SIGTERM, SIGINT, SIGUSR1, SIGUSR2; see ``augmix.interrupts``) at the
+    next batch boundary of every stage, keeping all the work done so far.
 
-    SLURM (``--signal``) and submitit (SIGUSR2 before a timeout or pre-emption) warn a job this
-    way. The signal only sets a flag; at the next batch boundary all ranks agree to stop (so the
-    collective save cannot deadlock), the checkpoint is written atomically, and a handler that was
-    installed before ours (submitit's requeue) is then called. The DataModule's checkpoint state
-    records how many batches of the epoch were done; resuming skips exactly those.
+    SLURM (``--signal``) and submitit (SIGUSR2 before a timeout or pre-emption) warn a job this way,
+    and Ctrl-C asks the same. In training, ``last.ckpt`` is written after the batch in flight; the
+    DataModule's checkpoint state records how many batches of the epoch were done, and resuming skips
+    exactly those. In validation the checkpoint is the one of the finished training steps, marked
+    "validation not yet run", so the resumed run validates again from the start (nothing is
+    retrained or skipped). The sanity check and the test run stop without saving: nothing new exists
+    to keep. Under DDP all ranks agree at the same batch (the collective save cannot deadlock) by
+    asking every ``check_every`` batches, at the start of each validation and at each epoch end,
+    never per step.
     """
-
-    SIGNALS = ("SIGUSR1", "SIGUSR2")
 
     def __init__(self, check_every: int = 10) -> None:
         self.check_every = check_every
-        self.requested: int | None = None
-        self._previous: dict[int, Any] = {}
+        self._installed = False
+        self._at_validation_start = False  # the stop came at the last training batch before a validation
+        self._common_batches: list[float] = []  # batches every rank has, per dataloader of this loop
+
+    # ---------------------------------------------------------------------------- signal handlers
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        if stage != "fit":
-            return
-        for name in self.SIGNALS:
-            if hasattr(signal, name):
-                try:
-                    number = getattr(signal, name)
-                    self._previous[number] = signal.signal(number, self._on_signal)
-                except ValueError:  # not the main thread: leave signals alone
-                    return
+        if not self._installed:
+            interrupts.install()
+            self._installed = True
 
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        for number, handler in self._previous.items():
-            signal.signal(number, handler)
-        self._previous = {}
+        if self._installed:
+            interrupts.uninstall()
+            self._installed = False
 
-    def _on_signal(self, signum: int, frame: Any) -> None:
-        self.requested = signum
+    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
+        self.teardown(trainer, pl_module, "")  # Lightning skips the teardown hooks after an exception
+
+    # ----------------------------------------------------------------------------------- training
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        interrupts.reclaim()
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
-        local = self.requested is not None or bool(getattr(trainer, "received_sigterm", False))
-        if trainer.world_size > 1:
-            # ranks agree at the same batch; asking only every few batches keeps the per-step
-            # collective off the hot path (schedulers give tens of seconds of warning)
-            if (batch_idx + 1) % self.check_every or not trainer.strategy.reduce_boolean_decision(local, all=False):
-                return
-        elif not local:
+        if not self._agreed(trainer, (batch_idx + 1) % self.check_every == 0):
             return
+        if validation_follows(trainer):
+            self._at_validation_start = True  # saved there, marked "validation not yet run"
+            return
+        path = self._save(trainer)
+        interrupts.stop(
+            f"saved {path} at epoch {trainer.current_epoch}, batch {batch_idx + 1} (global step {trainer.global_step})"
+        )
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self._agreed(trainer, True):
+            path = self._save(trainer)
+            interrupts.stop(f"saved {path} at the end of epoch {trainer.current_epoch} (global step {trainer.global_step})")
+
+    # ----------------------------------------------------------------------- validation and test
+
+    def on_sanity_check_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        interrupts.reclaim()
+
+    def on_validation_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        interrupts.reclaim()
+        if trainer.state.fn == "fit":
+            count_restarted_validation_once(trainer)
+        batches = trainer.num_sanity_val_batches if trainer.sanity_checking else trainer.num_val_batches
+        if self._at_validation_start or self._start_loop(trainer, batches):
+            self._stop_in_validation(trainer, 0)
+
+    def on_validation_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int, dataloader_idx: int = 0
+    ) -> None:
+        if self._agreed(trainer, self._common_batch(batch_idx, dataloader_idx)):
+            self._stop_in_validation(trainer, batch_idx + 1)
+
+    def on_test_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        interrupts.reclaim()
+        if self._start_loop(trainer, trainer.num_test_batches):
+            self._stop_in_test(trainer, 0)
+
+    def on_test_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int, dataloader_idx: int = 0
+    ) -> None:
+        if self._agreed(trainer, self._common_batch(batch_idx, dataloader_idx)):
+            self._stop_in_test(trainer, batch_idx + 1)
+
+    # ---------------------------------------------------------------------------------- helpers
+
+    def _agreed(self, trainer: pl.Trainer, check: bool) -> bool:
+        """Did any rank receive a stop signal? Alone: every call answers. Under DDP only the calls
+        with ``check`` (made by every rank at the same point) ask the others."""
+        local = interrupts.requested() is not None
+        if trainer.world_size == 1:
+            return local
+        return check and trainer.strategy.reduce_boolean_decision(local, all=False)
+
+    def _start_loop(self, trainer: pl.Trainer, batches: list[float]) -> bool:
+        """At the start of an evaluation loop: learn which batches all ranks have (shards may differ
+        by one batch) and whether any rank asks to stop, in one collective."""
+        self._common_batches = list(batches)
+        if trainer.world_size == 1:
+            return interrupts.requested() is not None
+        local = torch.tensor([float(interrupts.requested() is not None), *batches], device=trainer.strategy.root_device)
+        every = trainer.strategy.all_gather(local).reshape(trainer.world_size, -1)
+        self._common_batches = every[:, 1:].min(dim=0).values.tolist()
+        return bool(every[:, 0].max() > 0)
+
+    def _common_batch(self, batch_idx: int, dataloader_idx: int) -> bool:
+        """A batch every rank runs, at which they ask each other (every ``check_every`` batches)."""
+        common = self._common_batches[dataloader_idx] if dataloader_idx < len(self._common_batches) else 0
+        return (batch_idx + 1) % self.check_every == 0 and batch_idx < common
+
+    def _save(self, trainer: pl.Trainer) -> Path:
         path = last_checkpoint_path(trainer) or Path(trainer.default_root_dir) / "checkpoints" / "last.ckpt"
-        trainer.save_checkpoint(path)  # the DataModule's state records the batches already done
-        reason = signal.Signals(self.requested).name if self.requested is not None else "SIGTERM"
-        if trainer.is_global_zero:
-            print(
-                f"{reason}: saved {path} at epoch {trainer.current_epoch}, batch {batch_idx + 1} "
-                f"(global step {trainer.global_step}); run the same command again to resume.",
-                file=sys.stderr,
-                flush=True,
-            )
-        previous = self._previous.get(self.requested) if self.requested is not None else None
-        self.teardown(trainer, pl_module, "fit")
-        if callable(previous):
-            previous(self.requested, None)  # e.g. submitit: requeue this job, then exit
-        raise Preempted(0)
+        trainer.save_checkpoint(path, weights_only=False)  # the DataModule's state records the batches already done
+        return path
+
+    def _stop_in_validation(self, trainer: pl.Trainer, done: int) -> None:
+        if trainer.sanity_checking:
+            last = last_checkpoint_path(trainer)
+            if last and last.exists():
+                interrupts.stop(f"stopped in the sanity check, before any training step: nothing new to save; {last} is unchanged")
+            interrupts.stop("stopped in the sanity check, before any training step: nothing to save yet", "start")
+        if trainer.state.fn != "fit":
+            interrupts.stop(f"stopped validation after {done} batches; nothing was saved", "validate")
+        restart_validation(trainer)
+        path = self._save(trainer)
+        interrupts.stop(
+            f"saved {path} at epoch {trainer.current_epoch}, batch {trainer.fit_loop.epoch_loop.batch_progress.current.completed} "
+            f"(global step {trainer.global_step}) during validation, which runs again from its start"
+        )
+
+    def _stop_in_test(self, trainer: pl.Trainer, done: int) -> None:
+        last = last_checkpoint_path(trainer)
+        kept = f"the trained checkpoints in {last.parent} are unchanged" if last else "nothing was saved"
+        total = int(sum(trainer.num_test_batches))
+        interrupts.stop(f"stopped the test run after {done} of {total} batches; {kept}", "run the test")
+
+
+def validation_follows(trainer: pl.Trainer) -> bool:
+    """Will Lightning validate right after the training batch that just ended? (Its own rule.)"""
+    loop = trainer.fit_loop.epoch_loop
+    return bool(loop._should_check_val_fx(trainer.fit_loop._data_fetcher))
+
+
+def count_restarted_validation_once(trainer: pl.Trainer) -> None:
+    """A validation that resumes "restarted mid-evaluation" starts its interrupted batch again; its
+    first start is still counted, which would make every later checkpoint of this run read as
+    interrupted mid-validation too (and validate again when resumed). Count it once."""
+    loop = trainer.fit_loop.epoch_loop.val_loop
+    if loop.restarted_mid_evaluation:
+        loop.batch_progress.total.ready = loop.batch_progress.total.started = loop.batch_progress.total.completed
+
+
+def restart_validation(trainer: pl.Trainer) -> None:
+    """Make the fit loop's state read "validation started, no batch of it done", so a checkpoint
+    written now resumes by running this validation again from its first batch (Lightning's
+    "restarted mid-evaluation"), instead of treating it as done or as the next epoch. Only the
+    progress counters change; the training steps, weights and DataModule state are those of now."""
+    progress = trainer.fit_loop.epoch_loop.val_loop.batch_progress
+    earlier = progress.total.completed - progress.current.completed  # batches of earlier validations this epoch
+    progress.reset()
+    progress.increment_by(earlier)
+    progress.reset_on_run()
+    progress.increment_ready()
+    progress.increment_started()
 
 
 class DivergenceGuard(pl.Callback):

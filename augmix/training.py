@@ -17,7 +17,8 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import Callback, LearningRateMonitor
 
-from augmix.callbacks import METRICS_FILE, completed_budget, read_metrics
+from augmix import interrupts
+from augmix.callbacks import METRICS_FILE, read_metrics
 from augmix.config import validate
 from augmix.data import AugMixDataModule
 from augmix.environment import is_externally_launched, is_global_rank_zero
@@ -32,13 +33,13 @@ from augmix.fingerprint import (
     schedule_depends_on_length,
     scheduler_target,
 )
-from augmix.io import AtomicCheckpointIO, finite_or_none, write_json
+from augmix.io import AtomicCheckpointIO, finite_or_none, remove_stale_temporaries, write_json
 from augmix.loggers import build_loggers, finish_wandb
 from augmix.module import CONFIG_KEY, WANDB_RUN_ID_KEY, AugMixModule
 from augmix.reliability import DivergenceError
 
 log = logging.getLogger(__name__)
-POST_FIT_EVALUATION = "evaluate_after_fit"  # metrics.json: the benchmark node its robustness figures are for
+POST_FIT_KEY = "post_fit"  # in metrics.json: the post-fit steps (test, evaluate_after_fit) that finished
 
 
 def build_callbacks(config: DictConfig | None, has_logger: bool) -> list[Callback]:
@@ -144,22 +145,6 @@ def check_resumable(path: str, stored: dict[str, Any], current: dict[str, Any], 
     )
 
 
-def pending_post_fit(cfg: DictConfig, done: dict[str, Any]) -> list[str]:
-    """Post-fit steps asked for that a finished run has not recorded in its metrics.json yet."""
-    pending = []
-    if cfg.get("test") and "test/acc" not in done:
-        pending.append("test=true")
-    node = cfg.get("evaluate_after_fit")
-    if node and done.get(POST_FIT_EVALUATION) != OmegaConf.to_container(node, resolve=True):
-        pending.append("evaluate_after_fit")
-    return pending
-
-
-def record_post_fit(path: Path, figures: dict[str, Any]) -> None:
-    """Add post-fit figures (test, robustness) to metrics.json, so a re-run knows they exist."""
-    write_json(path, {**read_metrics(path), **{k: finite_or_none(v) for k, v in figures.items()}})
-
-
 def lightning_starts_processes(trainer: DictConfig) -> bool:
     """Would Lightning start the DDP processes itself (re-running this command line in each)?"""
     strategy = str(trainer.get("strategy", "auto"))
@@ -192,39 +177,94 @@ def instantiate_node(node: DictConfig, **kwargs: Any) -> Any:
         raise
 
 
+def pending_post_fit(cfg: DictConfig, metrics: dict[str, Any]) -> list[str]:
+    """The post-fit steps this command asks for that ``metrics`` (of a finished run) do not record as
+    done on its final weights: a run stopped during its test or robustness evaluation, or re-run
+    with one added."""
+    done = metrics.get(POST_FIT_KEY) or {}
+    if done.get("global_step") != metrics.get("global_step"):
+        done = {}  # recorded for weights of an earlier stage of the run
+    steps = []
+    if cfg.get("test") and not done.get("test"):
+        steps.append("test")
+    if cfg.get("evaluate_after_fit") and done.get("evaluate_after_fit") != _plain(cfg.evaluate_after_fit):
+        steps.append("evaluate_after_fit")
+    return steps
+
+
+def _plain(node: DictConfig) -> Any:
+    return OmegaConf.to_container(node, resolve=True)
+
+
+def record_post_fit(trainer: pl.Trainer, output_dir: Path, figures: dict[str, float], step: dict[str, Any]) -> None:
+    """Add a finished post-fit step and its figures to ``metrics.json`` (rank zero), with the global
+    step of the weights it was run on."""
+    if not trainer.is_global_zero:
+        return
+    path = output_dir / METRICS_FILE
+    metrics = read_metrics(path)
+    done = metrics.get(POST_FIT_KEY) or {}
+    if done.get("global_step") != trainer.global_step:
+        done = {}
+    figures = {name: finite_or_none(value) for name, value in figures.items()}
+    write_json(path, {**metrics, **figures, POST_FIT_KEY: {**done, **step, "global_step": trainer.global_step}})
+
+
+def stop_between_steps(trainer: pl.Trainer, kept: str, then: str) -> None:
+    """A stop request that arrived after the last batch of a step stops before the next step (all ranks agree)."""
+    local = interrupts.requested() is not None
+    if trainer.world_size > 1:
+        local = trainer.strategy.reduce_boolean_decision(local, all=False)
+    if local:
+        interrupts.stop(kept, then)
+
+
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Train (or resume) as configured; returns the final metrics.
 
     A run dir whose run already finished with the same settings and ``trainer.max_epochs`` is
-    skipped and its metrics returned, unless ``test`` or ``evaluate_after_fit`` asks for figures it
-    has not recorded: those steps then run on its checkpoints, without training. A run dir with a
-    ``last.ckpt`` of the same settings resumes from it. Re-running a killed sweep therefore skips
-    finished jobs and resumes the others. Checkpoints are read as data (weights_only) and only
-    resumed when their stored settings match (``check_resumable``).
+    skipped and its metrics returned, after running any requested post-fit step (``test``,
+    ``evaluate_after_fit``) it has not recorded as done: those steps run on its checkpoints, without
+    training. A run dir with a ``last.ckpt`` of the same settings resumes from it. Re-running a killed
+    or stopped sweep therefore skips finished jobs and resumes the others. Checkpoints are read as
+    data (weights_only) and only resumed when their stored settings match (``check_resumable``). Stop
+    signals act at the next batch boundary of every phase (see ``augmix.interrupts``); in a sweep,
+    also before the next job.
     """
     validate(cfg)
     check_evaluate_after_fit(cfg)
     if in_multirun():
         check_multirun(cfg)
+    with interrupts.handling_stops(for_the_process=in_multirun()):
+        if in_multirun():  # a signal that came after the last batch of the job before
+            job = Path(cfg.paths.output_dir).name
+            interrupts.stop_if_requested(f"stopped before sweep job {job} started; the jobs before it are kept", "continue the sweep")
+        return _train(cfg)
+
+
+def _train(cfg: DictConfig) -> dict[str, Any]:
     output_dir = Path(cfg.paths.output_dir)
     run_config = OmegaConf.to_container(cfg, resolve=True)
     fingerprint = run_fingerprint(run_config)
     done = finished_metrics(output_dir, run_config, fingerprint)
-    pending = pending_post_fit(cfg, done) if done is not None else []
-    if done is not None and not pending:
+    steps = pending_post_fit(cfg, done or {})
+    if done is not None and not steps:
         log.info(f"{output_dir} already holds a finished run; returning its metrics without training")
         return done
+    if is_global_rank_zero():  # before any save, so no writer of this run is live
+        for folder in (output_dir, output_dir / "checkpoints"):
+            remove_stale_temporaries(folder)
     ckpt_path = resume_checkpoint(cfg, output_dir, finished=done is not None)
-    if pending and ckpt_path is None:
+    if done is not None and ckpt_path is None:
         raise ConfigError(
-            f"{output_dir} holds a finished run but not its checkpoints/last.ckpt, so {' and '.join(pending)} cannot "
+            f"{output_dir} holds a finished run but not its checkpoints/last.ckpt, so {' and '.join(steps)} cannot "
             "run on it; train again in a fresh hydra.run.dir"
         )
     metadata = read_checkpoint_metadata(ckpt_path) if ckpt_path else {}
     if ckpt_path:
         check_resumable(ckpt_path, metadata["config"], run_config, output_dir, explicit=bool(cfg.get("ckpt_path")))
-    if pending:
-        log.info(f"{output_dir} already holds a finished run; running {' and '.join(pending)} on its checkpoints")
+    if done is not None:
+        log.info(f"{output_dir} already holds a finished run; running {', '.join(steps)} on its checkpoints")
     elif ckpt_path:
         log.info(f"resuming from {ckpt_path}")
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -253,16 +293,19 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
         # metrics.json carries figures from before a resume; this process's own metrics override them
         metrics = {**read_metrics(output_dir / METRICS_FILE), **{k: float(v) for k, v in trainer.callback_metrics.items()}}
-        post_fit: dict[str, Any] = {}
-        if cfg.get("test"):
+        trained = f"training is finished and saved in {output_dir / 'checkpoints'}"
+        if "test" in steps:
+            stop_between_steps(trainer, f"{trained}; the test run did not start", "run the test")
             trainer.test(model, datamodule=datamodule, ckpt_path="best", weights_only=True)
-            post_fit.update({k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")})
-        post_fit.update(evaluate_after_fit(cfg, trainer))  # robustness reports, when configured
-        if cfg.get("evaluate_after_fit"):
-            post_fit[POST_FIT_EVALUATION] = OmegaConf.to_container(cfg.evaluate_after_fit, resolve=True)
-        if post_fit and trainer.is_global_zero and completed_budget(trainer):
-            record_post_fit(output_dir / METRICS_FILE, post_fit)
-        metrics.update(post_fit)
+            figures = {name: float(value) for name, value in trainer.callback_metrics.items() if name.startswith("test/")}
+            metrics.update(figures)
+            record_post_fit(trainer, output_dir, figures, {"test": True})
+        if "evaluate_after_fit" in steps:
+            if trainer.is_global_zero:  # the only rank that evaluates
+                interrupts.stop_if_requested(f"{trained}; the robustness evaluation did not start", "run it")
+            figures = evaluate_after_fit(cfg, trainer)  # robustness reports
+            metrics.update(figures)
+            record_post_fit(trainer, output_dir, figures, {"evaluate_after_fit": _plain(cfg.evaluate_after_fit)})
     finally:
         finish_wandb(loggers)
     return metrics

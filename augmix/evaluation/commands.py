@@ -13,6 +13,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 
+from augmix import interrupts
 from augmix.allowlist import CHECKPOINT, USER_CONFIG, check_backbone, check_data
 from augmix.config import validate_evaluate
 from augmix.errors import CheckpointError, ConfigError
@@ -110,7 +111,13 @@ def fabric_settings(trainer: Mapping[str, Any] | None) -> dict[str, Any]:
 
 
 def evaluate(cfg: DictConfig, data_overrides: tuple[list[str], bool] | None = None) -> dict:
-    """``evaluate.py``: ``cfg`` is configs/evaluate.yaml as composed by Hydra."""
+    """``evaluate.py``: ``cfg`` is configs/evaluate.yaml as composed by Hydra. A stop signal keeps
+    the finished sets and stops at the next batch (see ``run_sets``)."""
+    with interrupts.handling_stops():
+        return _evaluate(cfg, data_overrides)
+
+
+def _evaluate(cfg: DictConfig, data_overrides: tuple[list[str], bool] | None) -> dict:
     validate_evaluate(cfg)
     if OmegaConf.is_missing(cfg, "checkpoint") or not cfg.get("checkpoint"):
         raise ConfigError(

@@ -37,6 +37,7 @@ from augmix.evaluation.sets import CLEAN
 from augmix.evaluation.settings import BenchmarkSpec, download_hint
 from augmix.evaluation.store import ResultStore
 from augmix.evaluation.tracking import close, log_summary
+from augmix.io import remove_stale_temporaries
 from augmix.loggers import build_loggers
 
 SETS_FOLDER = "robustness_sets"
@@ -125,6 +126,7 @@ def run_evaluation(
     )
     if is_global_rank_zero():
         store.open()
+        remove_stale_temporaries(output_dir)  # of the reports
 
     fabric = Fabric(**fabric_kwargs)
     fabric.launch()

@@ -4,7 +4,9 @@ One DataLoader streams the batches of all pending sets in order, so loader worke
 across set boundaries. uint8 batches become normalised floats on the device. When a set's last
 batch is done its per-sample outcomes are gathered from all ranks, its metrics computed from the
 complete set and written atomically by rank zero; a resumed run skips the sets already written.
-An unreadable image on one rank stops every rank at that set's end with its message.
+An unreadable image on one rank stops every rank at that set's end with its message. A stop signal
+(see ``augmix.interrupts``) stops at the next batch: the sets finished so far are kept, the one in
+progress is computed again by the resumed run.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from lightning_fabric import Fabric
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
+from augmix import interrupts
 from augmix.errors import CheckpointError, DataError
 from augmix.evaluation.distributed import (
     any_rank,
@@ -33,6 +36,7 @@ from augmix.evaluation.store import ResultStore
 
 # Columns of the per-sample outcome table gathered across ranks.
 CORRECT1, CORRECT5, CONFIDENCE, LOSS = range(4)
+STOP_CHECK_EVERY = 10  # batches between the ranks' agreements on a stop request (one process: every batch)
 
 
 def outcomes(logits: Tensor, targets: Tensor) -> Tensor:
@@ -95,13 +99,18 @@ def run_sets(
     model.eval()
     batches = iter(loader)
     results = {}
+    stopped = False
     progress = SetProgress(sum(len(s) for s in pending), len(pending), show_progress and rank == 0)
     with progress, torch.inference_mode():
         for evalset, plan in zip(pending, plans):
             progress.start_set(evalset.key)
             parts, error = [], None
             finite = torch.ones((), dtype=torch.bool, device=fabric.device)  # read once per set: no per-batch sync
-            for _ in plan:
+            common = min(len(batch_bounds(*shard_bounds(len(evalset), r, world), batch_size)) for r in range(world))
+            for index in range(len(plan)):
+                if stop_agreed(fabric, index < common and index % STOP_CHECK_EVERY == 0):
+                    stopped = True
+                    break
                 batch = next(batches)
                 if "error" in batch:
                     error = batch["error"]
@@ -112,6 +121,8 @@ def run_sets(
                 finite &= torch.isfinite(logits).all()
                 parts.append(outcomes(logits, batch["targets"].to(fabric.device, non_blocking=True)))
                 progress.advance(len(images) * world)
+            if stopped:
+                break
             error = first_error(fabric, error)
             if error is not None:
                 raise DataError(error)
@@ -127,6 +138,20 @@ def run_sets(
                 store.write(evalset.key, metrics)
             results[evalset.key] = metrics
             progress.finish_set(len(evalset))
+    if stopped:
+        kept = len(sets) - len(pending) + len(results)
+        interrupts.stop(f"stopped evaluation after {kept} of {len(sets)} sets; the finished sets are kept in {store.directory}", "continue")
     if rank == 0:
         results.update({key: metrics for key, metrics in done.items() if metrics is not None})
     return results
+
+
+def stop_agreed(fabric: Fabric, check: bool) -> bool:
+    """Did any rank receive a stop signal? Alone: asked before every batch. With several ranks only at
+    the ``check`` points, which all ranks reach together (a batch every shard has, every few batches)."""
+    local = interrupts.requested() is not None
+    if fabric.world_size == 1:
+        return local
+    if not check:
+        return False
+    return bool(fabric.all_reduce(torch.tensor(float(local), device=fabric.device), reduce_op="max") > 0)

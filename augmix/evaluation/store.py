@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from augmix.errors import ConfigError, RunDirError
-from augmix.io import write_json
+from augmix.io import remove_stale_temporaries, write_json
 
 MANIFEST = "run.json"
 
@@ -32,7 +32,9 @@ class ResultStore:
         self.replace_stale = replace_stale
 
     def open(self) -> None:
-        """Create the folder or check it belongs to this evaluation (rank zero only)."""
+        """Create the folder or check it belongs to this evaluation (rank zero only, before any write;
+        temp files that a killed run left behind are removed)."""
+        remove_stale_temporaries(self.directory)
         manifest = self.directory / MANIFEST
         if manifest.is_file():
             existing = self._manifest(manifest)
