@@ -186,7 +186,7 @@ def pending_post_fit(cfg: DictConfig, metrics: dict[str, Any]) -> list[str]:
         done = {}  # recorded for weights of an earlier stage of the run
     steps = []
     if cfg.get("test") and not done.get("test"):
-        steps.append("test")
+        steps.append("test=true")
     if cfg.get("evaluate_after_fit") and done.get("evaluate_after_fit") != _plain(cfg.evaluate_after_fit):
         steps.append("evaluate_after_fit")
     return steps
@@ -264,7 +264,7 @@ def _train(cfg: DictConfig) -> dict[str, Any]:
     if ckpt_path:
         check_resumable(ckpt_path, metadata["config"], run_config, output_dir, explicit=bool(cfg.get("ckpt_path")))
     if done is not None:
-        log.info(f"{output_dir} already holds a finished run; running {', '.join(steps)} on its checkpoints")
+        log.info(f"{output_dir} already holds a finished run; running {' and '.join(steps)} on its checkpoints")
     elif ckpt_path:
         log.info(f"resuming from {ckpt_path}")
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -294,7 +294,7 @@ def _train(cfg: DictConfig) -> dict[str, Any]:
         # metrics.json carries figures from before a resume; this process's own metrics override them
         metrics = {**read_metrics(output_dir / METRICS_FILE), **{k: float(v) for k, v in trainer.callback_metrics.items()}}
         trained = f"training is finished and saved in {output_dir / 'checkpoints'}"
-        if "test" in steps:
+        if "test=true" in steps:
             stop_between_steps(trainer, f"{trained}; the test run did not start", "run the test")
             trainer.test(model, datamodule=datamodule, ckpt_path="best", weights_only=True)
             figures = {name: float(value) for name, value in trainer.callback_metrics.items() if name.startswith("test/")}

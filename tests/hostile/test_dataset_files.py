@@ -43,6 +43,7 @@ from augmix.evaluation.imagenet_c import imagenet_c_sets
 from augmix.evaluation.runner import run_sets
 from augmix.evaluation.settings import benchmark_spec
 from augmix.evaluation.store import ResultStore
+from augmix.io import StorageFullError
 from augmix.training import train
 from tests.conftest import compose_train, write_cifar10, write_cifar100, write_image_folder
 from tests.evaluation_fixtures import (
@@ -408,7 +409,7 @@ def test_a_failed_run_is_not_marked_regenerated_and_resumes(tmp_path, monkeypatc
         return real(images, name, severity, seed, **kwargs)
 
     monkeypatch.setattr(writer, "corrupt_batch", failing)
-    with pytest.raises(OSError, match="No space left"):
+    with pytest.raises(StorageFullError, match="no space left on device"):
         write_corrupted(data, "cifar_c", out, ["contrast", "fog"], limit=8)
     assert not (out / MARKER_NAME).exists() and (out / IN_PROGRESS_NAME).is_file()
     spec = benchmark_spec({"name": "c", "format": "cifar_c", "root": str(out), "corruptions": ["contrast"]})
