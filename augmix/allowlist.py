@@ -14,7 +14,6 @@ sentence the error shows), so a validation layer for the other config groups can
 from __future__ import annotations
 
 import inspect
-import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from augmix.config import DATASETS, validate_data
 from augmix.data import AugMixDataModule, CenterCropOrPad, RandomCropFlip, RandomResizedCropFlip, ResizeCenterCrop
 from augmix.data.batches import BAD_IMAGE_POLICIES
 from augmix.errors import ConfigError
+from augmix.rules import is_int, is_number, is_pair, is_scalar, show
 
 MAX_SIDE = 8192  # pixels; larger crops are a typo or an attempt to exhaust memory
 TORCHVISION_PREFIX = "torchvision:"
@@ -63,37 +63,21 @@ class Rule:
     expected: str
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _is_scalar(value: Any) -> bool:
-    return value is None or isinstance(value, (bool, str)) or _is_number(value)
-
-
 def int_in(low: int, high: int) -> Rule:
-    return Rule(lambda v: _is_int(v) and low <= v <= high, f"must be an integer in {low}..{high}")
-
-
-def _is_pair(value: Any) -> bool:
-    return isinstance(value, (list, tuple)) and len(value) == 2 and all(_is_number(v) for v in value)
+    return Rule(lambda v: is_int(v) and low <= v <= high, f"must be an integer in {low}..{high}")
 
 
 BOOLEAN = Rule(lambda v: isinstance(v, bool), "must be true or false")
 TEXT = Rule(lambda v: isinstance(v, str), "must be a string")
 SIDE = int_in(1, MAX_SIDE)
-SCALE = Rule(lambda v: _is_pair(v) and 0 < v[0] <= v[1] <= 1, "must be [min, max] with 0 < min <= max <= 1")
-RATIO = Rule(lambda v: _is_pair(v) and 0 < v[0] <= v[1], "must be [min, max] with 0 < min <= max")
+SCALE = Rule(lambda v: is_pair(v) and 0 < v[0] <= v[1] <= 1, "must be [min, max] with 0 < min <= max <= 1")
+RATIO = Rule(lambda v: is_pair(v) and 0 < v[0] <= v[1], "must be [min, max] with 0 < min <= max")
 CHANNELS = Rule(
-    lambda v: isinstance(v, (list, tuple)) and len(v) == 3 and all(_is_number(x) for x in v),
+    lambda v: isinstance(v, (list, tuple)) and len(v) == 3 and all(is_number(x) for x in v),
     "must be a list of 3 finite numbers, one per RGB channel",
 )
 PLAIN = Rule(
-    lambda v: _is_scalar(v) or (isinstance(v, (list, tuple)) and all(_is_scalar(x) for x in v)),
+    lambda v: is_scalar(v) or (isinstance(v, (list, tuple)) and all(is_scalar(x) for x in v)),
     "must be a plain value (a number, string, boolean or null, or a list of them)",
 )
 
@@ -119,7 +103,7 @@ DATAMODULES: dict[type, dict[str, Rule]] = {
         "persistent_workers": BOOLEAN,
         "drop_last": BOOLEAN,
         "download": BOOLEAN,
-        "val_fraction": Rule(lambda v: _is_number(v) and 0 <= v < 1, "must be a number in [0, 1)"),
+        "val_fraction": Rule(lambda v: is_number(v) and 0 <= v < 1, "must be a number in [0, 1)"),
         "seed": int_in(0, 2**63 - 1),
         "verify_files": BOOLEAN,
         "on_bad_image": Rule(lambda v: v in BAD_IMAGE_POLICIES, f"must be one of {list(BAD_IMAGE_POLICIES)}"),
@@ -138,14 +122,14 @@ def _lookup(table: Mapping[type, Any], node: Any, key: str, origin: Origin) -> t
     allowed = [name for cls in table for name in targets(cls)[:1]]
     if not isinstance(node, Mapping) or "_target_" not in node:
         raise ConfigError(
-            f"{origin.prefix}{key}={_show(node)} is invalid: must be a mapping whose _target_ is one of {allowed}"
+            f"{origin.prefix}{key}={show(node)} is invalid: must be a mapping whose _target_ is one of {allowed}"
         )
     target = node["_target_"]
     for cls in table:
         if target in targets(cls):
             return cls
     raise ConfigError(
-        f"{origin.prefix}{key}._target_ names a callable that is not allowed: {_show(target)}; "
+        f"{origin.prefix}{key}._target_ names a callable that is not allowed: {show(target)}; "
         f"allowed: {', '.join(allowed)}; {origin.remedy}"
     )
 
@@ -155,11 +139,6 @@ def _plain(node: Any) -> Any:
     if isinstance(node, (DictConfig, ListConfig)):
         return OmegaConf.to_container(node, resolve=True)
     return dict(node) if isinstance(node, Mapping) else node
-
-
-def _show(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 120 else text[:117] + "..."
 
 
 def _arguments(cls: type, rules: Mapping[str, Rule], node: Mapping, key: str, origin: Origin, skip=()) -> dict:
@@ -174,7 +153,7 @@ def _arguments(cls: type, rules: Mapping[str, Rule], node: Mapping, key: str, or
             raise ConfigError(f"{origin.prefix}{key}.{name} is not a setting of {cls.__name__}; known: {known}")
         rule = rules.get(name, PLAIN)  # a parameter without its own rule: plain values only
         if not rule.accepts(value):
-            raise ConfigError(f"{origin.prefix}{key}.{name}={_show(value)} is invalid: {rule.expected}")
+            raise ConfigError(f"{origin.prefix}{key}.{name}={show(value)} is invalid: {rule.expected}")
         arguments[name] = list(value) if isinstance(value, tuple) else value
     required = [
         name for name, p in parameters.items()
@@ -233,17 +212,17 @@ def check_backbone(
     name = backbone[len(TORCHVISION_PREFIX) :] if isinstance(backbone, str) and backbone.startswith(TORCHVISION_PREFIX) else backbone
     if not isinstance(name, str) or not BACKBONE_NAME.fullmatch(name):
         raise ConfigError(
-            f"{prefix}.backbone={_show(backbone)} is invalid: must be a registered timm model name or torchvision:NAME"
+            f"{prefix}.backbone={show(backbone)} is invalid: must be a registered timm model name or torchvision:NAME"
         )
     known = name in torchvision.models.list_models() if name != backbone else timm.is_model(name)
     if not known:
         raise ConfigError(
-            f"{prefix}.backbone={_show(backbone)} is not a registered model: use a timm name (timm.list_models()) "
+            f"{prefix}.backbone={show(backbone)} is not a registered model: use a timm name (timm.list_models()) "
             "or torchvision:NAME (torchvision.models.list_models())"
         )
     kwargs = {} if backbone_kwargs is None else _plain(backbone_kwargs)
     if not isinstance(kwargs, Mapping):
-        raise ConfigError(f"{prefix}.backbone_kwargs={_show(kwargs)} is invalid: must be a mapping")
+        raise ConfigError(f"{prefix}.backbone_kwargs={show(kwargs)} is invalid: must be a mapping")
     for key, value in kwargs.items():
         if not isinstance(key, str) or key in RESERVED_BACKBONE_KWARGS:
             raise ConfigError(
@@ -253,9 +232,9 @@ def check_backbone(
         nested = isinstance(value, Mapping) and all(isinstance(k, str) and PLAIN.accepts(v) for k, v in value.items())
         if not (PLAIN.accepts(value) or nested):
             raise ConfigError(
-                f"{prefix}.backbone_kwargs.{key}={_show(value)} is invalid: must be a number, string, boolean, null, "
+                f"{prefix}.backbone_kwargs.{key}={show(value)} is invalid: must be a number, string, boolean, null, "
                 "or a list or mapping of them"
             )
     if num_classes is not None and not int_in(2, 1_000_000).accepts(num_classes):
-        raise ConfigError(f"{prefix}.num_classes={_show(num_classes)} is invalid: must be an integer >= 2")
+        raise ConfigError(f"{prefix}.num_classes={show(num_classes)} is invalid: must be an integer >= 2")
     return backbone, dict(kwargs)

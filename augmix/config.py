@@ -18,11 +18,11 @@ from typing import Any, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from augmix.augment.ops import ALL_OPS
 from augmix.config_checks import check_finite, check_known_keys, check_target_arguments
 from augmix.erasing import ERASE_MODES
-from augmix.errors import ConfigError
 from augmix.mixing import MIX_MODES
-from augmix.ops import ALL_OPS
+from augmix.rules import fail, is_int, is_number, is_pair
 
 DATASETS = ("cifar10", "cifar100", "imagenet", "tinyimagenet", "imagefolder", "digits")
 PLACEMENTS = ("auto", "workers", "device")
@@ -119,56 +119,34 @@ for _name, _resolver in (("metric_direction", metric_direction), ("short_hash", 
 warnings.filterwarnings("ignore", message=r"\s*'hydra/launcher/submitit_slurm' is validated against ConfigStore schema")
 
 
-def _fail(key: str, value: Any, expected: str) -> None:
-    raise ConfigError(f"{key}={_show(value)} is invalid: {expected}")
-
-
-def _show(value: Any) -> str:
-    if isinstance(value, (DictConfig, ListConfig)):
-        return str(OmegaConf.to_container(value))
-    return repr(value) if isinstance(value, str) else str(value)
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
 def validate_augmix(augmix: DictConfig | dict, prefix: str = "augmix") -> None:
     get = augmix.get
-    if not _is_int(get("severity")) or not 1 <= get("severity") <= 10:
-        _fail(f"{prefix}.severity", get("severity"), "must be an integer in 1..10 (paper: 3 on CIFAR, 1 on ImageNet)")
-    if not _is_int(get("width")) or get("width") < 1:
-        _fail(f"{prefix}.width", get("width"), "must be an integer >= 1 (paper: 3)")
-    if not _is_int(get("depth")) or get("depth") not in (-1, 1, 2, 3):
-        _fail(f"{prefix}.depth", get("depth"), "must be -1 (random 1-3 per chain) or 1, 2 or 3")
-    if not _is_number(get("alpha")) or get("alpha") <= 0:
-        _fail(f"{prefix}.alpha", get("alpha"), "must be a number > 0 (paper: 1)")
+    if not is_int(get("severity")) or not 1 <= get("severity") <= 10:
+        fail(f"{prefix}.severity", get("severity"), "must be an integer in 1..10 (paper: 3 on CIFAR, 1 on ImageNet)")
+    if not is_int(get("width")) or get("width") < 1:
+        fail(f"{prefix}.width", get("width"), "must be an integer >= 1 (paper: 3)")
+    if not is_int(get("depth")) or get("depth") not in (-1, 1, 2, 3):
+        fail(f"{prefix}.depth", get("depth"), "must be -1 (random 1-3 per chain) or 1, 2 or 3")
+    if not is_number(get("alpha")) or get("alpha") <= 0:
+        fail(f"{prefix}.alpha", get("alpha"), "must be a number > 0 (paper: 1)")
     ops = get("ops")
     if ops is not None:
         unknown = [op for op in ops if op not in ALL_OPS]
         if unknown or len(ops) == 0:
-            _fail(f"{prefix}.ops", ops, f"must be a non-empty list drawn from {list(ALL_OPS)}")
+            fail(f"{prefix}.ops", ops, f"must be a non-empty list drawn from {list(ALL_OPS)}")
     fill = get("fill", 0)
     values = list(fill) if isinstance(fill, (list, tuple, ListConfig)) else [fill]
-    if len(values) not in (1, 3) or not all(_is_number(v) and 0 <= v <= 255 for v in values):
-        _fail(f"{prefix}.fill", fill, "must be a number in 0..255 or a list of 3 (one per channel)")
+    if len(values) not in (1, 3) or not all(is_number(v) and 0 <= v <= 255 for v in values):
+        fail(f"{prefix}.fill", fill, "must be a number in 0..255 or a list of 3 (one per channel)")
     if get("placement") not in PLACEMENTS:
-        _fail(f"{prefix}.placement", get("placement"), f"must be one of {list(PLACEMENTS)}")
+        fail(f"{prefix}.placement", get("placement"), f"must be one of {list(PLACEMENTS)}")
     if get("executor") not in EXECUTORS:
-        _fail(f"{prefix}.executor", get("executor"), f"must be one of {list(EXECUTORS)}")
+        fail(f"{prefix}.executor", get("executor"), f"must be one of {list(EXECUTORS)}")
 
 
 def _check_probability(key: str, value: Any) -> None:
-    if not _is_number(value) or not 0.0 <= value <= 1.0:
-        _fail(key, value, "must be a probability in [0, 1]")
-
-
-def _is_pair(value: Any) -> bool:
-    return isinstance(value, (list, tuple, ListConfig)) and len(value) == 2 and all(_is_number(v) for v in value)
+    if not is_number(value) or not 0.0 <= value <= 1.0:
+        fail(key, value, "must be a probability in [0, 1]")
 
 
 def validate_mixing(augmix: DictConfig | dict, prefix: str = "augmix") -> None:
@@ -176,50 +154,50 @@ def validate_mixing(augmix: DictConfig | dict, prefix: str = "augmix") -> None:
     get = augmix.get
     for method, name in (("mixup", "MixUp"), ("cutmix", "CutMix")):
         alpha = get(method).get("alpha")
-        if not _is_number(alpha) or alpha < 0:
-            _fail(f"{prefix}.{method}.alpha", alpha, f"must be a number >= 0 (0 disables {name}; 1 is usual on CIFAR)")
+        if not is_number(alpha) or alpha < 0:
+            fail(f"{prefix}.{method}.alpha", alpha, f"must be a number >= 0 (0 disables {name}; 1 is usual on CIFAR)")
     _check_probability(f"{prefix}.mix_prob", get("mix_prob"))
     _check_probability(f"{prefix}.switch_prob", get("switch_prob"))
     if get("mix_mode") not in MIX_MODES:
-        _fail(f"{prefix}.mix_mode", get("mix_mode"), f"must be one of {list(MIX_MODES)}")
+        fail(f"{prefix}.mix_mode", get("mix_mode"), f"must be one of {list(MIX_MODES)}")
     erase = get("erase")
     _check_probability(f"{prefix}.erase.prob", erase.get("prob"))
     area, ratio = erase.get("area"), erase.get("ratio")
-    if not _is_pair(area) or not 0 < area[0] <= area[1] <= 1:
-        _fail(f"{prefix}.erase.area", area, "must be [min, max] with 0 < min <= max <= 1 (shares of the image; timm: [0.02, 1/3])")
-    if not _is_pair(ratio) or not 0 < ratio[0] <= ratio[1]:
-        _fail(f"{prefix}.erase.ratio", ratio, "must be [min, max] with 0 < min <= max (aspect ratios; timm: [0.3, 1/0.3])")
+    if not is_pair(area) or not 0 < area[0] <= area[1] <= 1:
+        fail(f"{prefix}.erase.area", area, "must be [min, max] with 0 < min <= max <= 1 (shares of the image; timm: [0.02, 1/3])")
+    if not is_pair(ratio) or not 0 < ratio[0] <= ratio[1]:
+        fail(f"{prefix}.erase.ratio", ratio, "must be [min, max] with 0 < min <= max (aspect ratios; timm: [0.3, 1/0.3])")
     if erase.get("mode") not in ERASE_MODES:
-        _fail(f"{prefix}.erase.mode", erase.get("mode"), f"must be one of {list(ERASE_MODES)}")
+        fail(f"{prefix}.erase.mode", erase.get("mode"), f"must be one of {list(ERASE_MODES)}")
     if erase.get("views") not in ERASE_VIEWS:
-        _fail(f"{prefix}.erase.views", erase.get("views"), f"must be one of {list(ERASE_VIEWS)}")
+        fail(f"{prefix}.erase.views", erase.get("views"), f"must be one of {list(ERASE_VIEWS)}")
     if erase.get("prob") > 0 and erase.get("views") == "augmented" and not get("enabled"):
-        _fail(f"{prefix}.erase.views", "augmented", f"has no view to erase with {prefix}.enabled=false; use {prefix}.erase.views=all")
+        fail(f"{prefix}.erase.views", "augmented", f"has no view to erase with {prefix}.enabled=false; use {prefix}.erase.views=all")
 
 
 def validate_data(data: DictConfig) -> None:
     if data.get("name") not in DATASETS:
-        _fail("data.name", data.get("name"), f"must be one of {list(DATASETS)}")
+        fail("data.name", data.get("name"), f"must be one of {list(DATASETS)}")
     for key in ("batch_size", "eval_batch_size"):
-        if not _is_int(data.get(key)) or data.get(key) < 1:
-            _fail(f"data.{key}", data.get(key), "must be an integer >= 1")
-    if not _is_int(data.get("num_workers")) or data.get("num_workers") < 0:
-        _fail("data.num_workers", data.get("num_workers"), "must be an integer >= 0")
+        if not is_int(data.get(key)) or data.get(key) < 1:
+            fail(f"data.{key}", data.get(key), "must be an integer >= 1")
+    if not is_int(data.get("num_workers")) or data.get("num_workers") < 0:
+        fail("data.num_workers", data.get("num_workers"), "must be an integer >= 0")
     fraction = data.get("val_fraction", 0.0)
-    if not _is_number(fraction) or not 0.0 <= fraction < 1.0:
-        _fail("data.val_fraction", fraction, "must be in [0, 1): the share of the training set held out for validation")
+    if not is_number(fraction) or not 0.0 <= fraction < 1.0:
+        fail("data.val_fraction", fraction, "must be in [0, 1): the share of the training set held out for validation")
     for key in ("mean", "std"):
         values = data.get(key)
-        if not isinstance(values, (list, tuple, ListConfig)) or len(values) != 3 or not all(_is_number(v) for v in values):
-            _fail(f"data.{key}", values, "must be a list of 3 numbers, one per RGB channel")
+        if not isinstance(values, (list, tuple, ListConfig)) or len(values) != 3 or not all(is_number(v) for v in values):
+            fail(f"data.{key}", values, "must be a list of 3 numbers, one per RGB channel")
     if any(v <= 0 for v in data.get("std")):
-        _fail("data.std", data.get("std"), "must be positive")
-    if not _is_int(data.get("num_classes")) or data.get("num_classes") < 2:
-        _fail("data.num_classes", data.get("num_classes"), "must be an integer >= 2")
+        fail("data.std", data.get("std"), "must be positive")
+    if not is_int(data.get("num_classes")) or data.get("num_classes") < 2:
+        fail("data.num_classes", data.get("num_classes"), "must be an integer >= 2")
     if not isinstance(data.get("verify_files", True), bool):
-        _fail("data.verify_files", data.get("verify_files"), "must be true or false (check every image file before training)")
+        fail("data.verify_files", data.get("verify_files"), "must be true or false (check every image file before training)")
     if data.get("on_bad_image", "error") not in ("error", "skip"):
-        _fail("data.on_bad_image", data.get("on_bad_image"), "must be 'error' (stop, naming the file) or 'skip' (leave it out)")
+        fail("data.on_bad_image", data.get("on_bad_image"), "must be 'error' (stop, naming the file) or 'skip' (leave it out)")
 
 
 def validate_model(model: DictConfig) -> None:
@@ -231,26 +209,26 @@ def validate_model(model: DictConfig) -> None:
     if not isinstance(backbone, str) or not timm.is_model(backbone):
         close = difflib.get_close_matches(str(backbone), timm.list_models(), n=3)
         hint = f"; did you mean {close}?" if close else "; see timm.list_models() or the cifar_* models"
-        _fail("model.backbone", backbone, f"is not a registered timm model{hint}")
+        fail("model.backbone", backbone, f"is not a registered timm model{hint}")
     lr = model.get("optimizer", {}).get("lr")
-    if not _is_number(lr) or lr <= 0:
-        _fail("model.optimizer.lr", lr, "must be a number > 0")
+    if not is_number(lr) or lr <= 0:
+        fail("model.optimizer.lr", lr, "must be a number > 0")
     if not isinstance(model.get("split_bn", False), bool):
-        _fail("model.split_bn", model.get("split_bn"), "must be true or false")
+        fail("model.split_bn", model.get("split_bn"), "must be true or false")
 
 
 def validate_loss(loss: DictConfig) -> None:
-    if not _is_number(loss.get("weight")) or loss.get("weight") < 0:
-        _fail("loss.weight", loss.get("weight"), "must be a number >= 0 (the JSD weight lambda; paper: 12)")
+    if not is_number(loss.get("weight")) or loss.get("weight") < 0:
+        fail("loss.weight", loss.get("weight"), "must be a number >= 0 (the JSD weight lambda; paper: 12)")
     smoothing = loss.get("label_smoothing", 0.0)
-    if not _is_number(smoothing) or not 0.0 <= smoothing < 1.0:
-        _fail("loss.label_smoothing", smoothing, "must be in [0, 1) (paper: 0)")
+    if not is_number(smoothing) or not 0.0 <= smoothing < 1.0:
+        fail("loss.label_smoothing", smoothing, "must be in [0, 1) (paper: 0)")
 
 
 def validate_trainer(trainer: DictConfig) -> None:
     epochs = trainer.get("max_epochs")
-    if epochs is not None and (not _is_int(epochs) or epochs < 1):
-        _fail("trainer.max_epochs", epochs, "must be an integer >= 1")
+    if epochs is not None and (not is_int(epochs) or epochs < 1):
+        fail("trainer.max_epochs", epochs, "must be an integer >= 1")
 
 
 #: Metrics a run can hand to a sweeper, and what has to be configured for each to exist.
@@ -272,10 +250,10 @@ def validate_objective(cfg: DictConfig) -> None:
     if name is None:
         return
     if name not in OPTIMIZABLE:
-        _fail("optimized_metric", name, f"must be one of {list(OPTIMIZABLE)}")
+        fail("optimized_metric", name, f"must be one of {list(OPTIMIZABLE)}")
     needs = OPTIMIZABLE[name]
     if needs and not cfg.get(needs):
-        _fail("optimized_metric", name, f"is only logged with {needs} set (e.g. val_corruptions=held_out, test=true)")
+        fail("optimized_metric", name, f"is only logged with {needs} set (e.g. val_corruptions=held_out, test=true)")
 
 
 def validate_val_corruptions(node: DictConfig | None) -> None:
@@ -285,13 +263,13 @@ def validate_val_corruptions(node: DictConfig | None) -> None:
 
     names = node.get("corruptions")
     if not names or any(c not in ALL_CORRUPTIONS for c in names):
-        _fail("val_corruptions.corruptions", names, f"must be a non-empty list drawn from {list(ALL_CORRUPTIONS)}")
+        fail("val_corruptions.corruptions", names, f"must be a non-empty list drawn from {list(ALL_CORRUPTIONS)}")
     severities = node.get("severities")
     if not severities or any(s not in (1, 2, 3, 4, 5) for s in severities):
-        _fail("val_corruptions.severities", severities, "must be a non-empty list drawn from [1, 2, 3, 4, 5]")
+        fail("val_corruptions.severities", severities, "must be a non-empty list drawn from [1, 2, 3, 4, 5]")
     limit = node.get("limit")
-    if limit is not None and (not _is_int(limit) or limit < 1):
-        _fail("val_corruptions.limit", limit, "must be null (the whole validation split) or an integer >= 1")
+    if limit is not None and (not is_int(limit) or limit < 1):
+        fail("val_corruptions.limit", limit, "must be null (the whole validation split) or an integer >= 1")
 
 
 def validate_structure(cfg: DictConfig, keys: dict[str, Any], config_name: str) -> None:
@@ -315,8 +293,8 @@ def validate_make_corrupted(cfg: DictConfig) -> None:
 def validate(cfg: DictConfig) -> None:
     """Check a composed training config; raises ConfigError with a one-line message."""
     validate_structure(cfg, TRAIN_KEYS, "train")
-    if not _is_int(cfg.get("seed")) or cfg.get("seed") < 0:
-        _fail("seed", cfg.get("seed"), "must be a non-negative integer")
+    if not is_int(cfg.get("seed")) or cfg.get("seed") < 0:
+        fail("seed", cfg.get("seed"), "must be a non-negative integer")
     validate_augmix(cfg.augmix)
     validate_mixing(cfg.augmix)
     validate_data(cfg.data)
@@ -324,8 +302,8 @@ def validate(cfg: DictConfig) -> None:
     validate_val_corruptions(cfg.get("val_corruptions"))
     validate_model(cfg.model)
     if cfg.model.get("split_bn") and cfg.trainer.get("sync_batchnorm"):
-        _fail("trainer.sync_batchnorm", True, "would turn the auxiliary BatchNorm of model.split_bn=true back into one shared BN; turn one of them off")
+        fail("trainer.sync_batchnorm", True, "would turn the auxiliary BatchNorm of model.split_bn=true back into one shared BN; turn one of them off")
     if cfg.model.get("split_bn") and not (cfg.augmix.enabled and cfg.augmix.jsd):
-        _fail("model.split_bn", True, "needs clean and augmented views in each batch: set augmix.enabled=true and augmix.jsd=true")
+        fail("model.split_bn", True, "needs clean and augmented views in each batch: set augmix.enabled=true and augmix.jsd=true")
     validate_loss(cfg.loss)
     validate_trainer(cfg.trainer)

@@ -19,7 +19,9 @@ import typing
 from collections.abc import Mapping
 from typing import Any, Union
 
-from hydra._internal.utils import _locate  # what instantiate uses; get_object also logs failures
+from hydra._internal.utils import (
+    _locate,  # what instantiate uses; get_object also logs failures
+)
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError, MissingMandatoryValue
 

@@ -15,8 +15,8 @@ import math
 import torch
 from torch import Tensor
 
-from augmix.execution import to_device
 from augmix.mixing import box_masks
+from augmix.tensors import to_device
 
 ERASE_MODES = ("const", "rand", "pixel")
 ATTEMPTS = 10  # candidate shapes per image, as in timm

@@ -51,9 +51,15 @@ def fingerprinted(config: Mapping[str, Any]) -> dict[str, Any]:
     return kept
 
 
+def config_hash(description: Any) -> str:
+    """16 hex digits identifying plain data (key order does not matter): the one hash behind run
+    fingerprints and evaluation result stores."""
+    return hashlib.sha256(json.dumps(description, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
 def run_fingerprint(config: Mapping[str, Any]) -> str:
     """16 hex digits identifying a resolved training config (a plain dict)."""
-    return hashlib.sha256(json.dumps(fingerprinted(config), sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return config_hash(fingerprinted(config))
 
 
 def _flat(node: Any, prefix: str = "") -> dict[str, Any]:

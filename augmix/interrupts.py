@@ -1,7 +1,7 @@
 """Stop requests for a whole command: ``train.py`` with its post-fit steps, ``evaluate.py``, a local sweep.
 
 SIGTERM, SIGINT (Ctrl-C), SIGUSR1 and SIGUSR2 only record a request. Each phase acts on it at its
-next batch boundary (``augmix.reliability.Preemption`` in Lightning's loops, the evaluation loop, the
+next batch boundary (``augmix.callbacks.reliability.Preemption`` in Lightning's loops, the evaluation loop, the
 start of every run or sweep job): it keeps what is finished, prints one line saying what was kept
 and how to continue, calls the handlers that were installed before ours (submitit's SIGUSR2
 requeue) and exits with status 0, or 130 after Ctrl-C (the shell's convention, so that

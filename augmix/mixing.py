@@ -21,8 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from augmix.execution import to_device
-from augmix.random import sample_beta
+from augmix.streams import sample_beta
+from augmix.tensors import to_device
 
 MIX_MODES = ("batch", "pair", "elem")
 

@@ -15,14 +15,14 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
-from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from omegaconf import DictConfig
 
 from augmix.cli import EXIT_USER_ERROR
 from augmix.errors import ConfigError
-from augmix.io import write_text
+from augmix.files import write_text
 
 log = logging.getLogger(__name__)
 SUMMARY_METRICS = ("val/acc", "val/loss", "val/acc_best", "val/corruption_error", "test/acc", "epoch")

@@ -19,12 +19,14 @@ from pytorch_lightning.callbacks import Callback, LearningRateMonitor
 
 from augmix import interrupts
 from augmix.callbacks import METRICS_FILE, read_metrics
+from augmix.callbacks.reliability import DivergenceError
 from augmix.config import validate
 from augmix.data import AugMixDataModule
 from augmix.environment import is_externally_launched, is_global_rank_zero
 from augmix.errors import AugMixError, CheckpointError, ConfigError
 from augmix.evaluation import check_evaluate_after_fit, evaluate_after_fit
 from augmix.evaluation.checkpoints import load_file
+from augmix.files import AtomicCheckpointIO, finite_or_none, remove_stale_temporaries, write_json
 from augmix.fingerprint import (
     LENGTH_KEYS,
     describe_differences,
@@ -33,10 +35,8 @@ from augmix.fingerprint import (
     schedule_depends_on_length,
     scheduler_target,
 )
-from augmix.io import AtomicCheckpointIO, finite_or_none, remove_stale_temporaries, write_json
 from augmix.loggers import build_loggers, finish_wandb
 from augmix.module import CONFIG_KEY, WANDB_RUN_ID_KEY, AugMixModule
-from augmix.reliability import DivergenceError
 
 log = logging.getLogger(__name__)
 POST_FIT_KEY = "post_fit"  # in metrics.json: the post-fit steps (test, evaluate_after_fit) that finished

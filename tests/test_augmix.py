@@ -5,9 +5,9 @@ import torch
 from scipy import stats
 
 from augmix import AugMix
-from augmix.augment import MAX_DEPTH, NO_OP
-from augmix.ops import OPS
-from augmix.random import keyed_generator, sample_beta, sample_dirichlet, stream_seed
+from augmix.augment.ops import OPS
+from augmix.augment.transform import MAX_DEPTH, NO_OP
+from augmix.streams import keyed_generator, sample_beta, sample_dirichlet, stream_seed
 from tests.test_ops import natural_images
 
 N = 4000

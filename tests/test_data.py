@@ -9,13 +9,11 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
-from augmix.data import AugMixDataModule, RandomCropFlip, RandomResizedCropFlip, ResizeCenterCrop
-from augmix.data import sources
+from augmix.data import AugMixDataModule, RandomCropFlip, RandomResizedCropFlip, ResizeCenterCrop, sources
 from augmix.data.batches import KeyedBatchSampler
 from augmix.errors import DataError
-from augmix.random import keyed_generator
+from augmix.streams import keyed_generator
 from tests.conftest import compose_train, write_cifar100
-
 
 # ------------------------------------------------------------------------------------------ sources
 

@@ -7,10 +7,10 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
 from augmix import AugMix
-from augmix.augment import DEVICE_CHUNKS, default_chunk_values
-from augmix.memory import PeakMemory
-from augmix.ops import ALL_OPS, OPS, color, common, geometry
-from augmix.random import keyed_generator
+from augmix.augment.ops import ALL_OPS, OPS, color, common, geometry
+from augmix.augment.transform import DEVICE_CHUNKS, default_chunk_values
+from augmix.profiling import PeakMemory
+from augmix.streams import keyed_generator
 from tests.test_ops import natural_images, per_image
 
 

@@ -14,7 +14,7 @@ from timm.data.mixup import mixup_target, rand_bbox
 from augmix.data import AugMixDataModule
 from augmix.losses import JSDLoss
 from augmix.mixing import MixUpCutMix, box_masks, cutmix_boxes, mix_targets
-from augmix.random import MIX_STREAM, keyed_generator
+from augmix.streams import MIX_STREAM, keyed_generator
 from tests.conftest import compose_train
 
 B, C, H, W, CLASSES = 8, 3, 16, 20, 5

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torchvision.transforms.v2.functional as TF
 
-from augmix.ops import ALL_OPS, DEFAULT_OPS, OPS, color, geometry, resolve_ops
+from augmix.augment.ops import ALL_OPS, DEFAULT_OPS, OPS, color, geometry, resolve_ops
 
 BILINEAR = TF.InterpolationMode.BILINEAR
 

@@ -11,10 +11,10 @@ import torchvision.transforms.v2.functional as TF
 from scipy import stats
 
 from augmix import AugMix
-from augmix.augment import NO_OP
+from augmix.augment.ops import DEFAULT_OPS, OPS
+from augmix.augment.transform import NO_OP
 from augmix.data.batches import AugMixViews, Normalize
 from augmix.data.datamodule import AugMixDataModule
-from augmix.ops import DEFAULT_OPS, OPS
 from tests.test_ops import natural_images
 
 MEAN, STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)

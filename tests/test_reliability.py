@@ -14,9 +14,9 @@ import pytest
 import torch
 
 import augmix.losses
+from augmix.callbacks.reliability import DivergenceError
 from augmix.errors import AugMixError
-from augmix.io import atomic_write
-from augmix.reliability import DivergenceError
+from augmix.files import atomic_write
 from augmix.training import train
 from tests.conftest import ROOT, compose_train
 

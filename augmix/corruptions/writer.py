@@ -39,7 +39,7 @@ from augmix.corruptions.registry import (
     image_rng,
 )
 from augmix.corruptions.tables import select_table
-from augmix.io import atomic_write, write_text
+from augmix.files import atomic_write, write_text
 
 MARKER_NAME = "regenerated.json"
 IN_PROGRESS_NAME = ".regenerated.json.in-progress"  # becomes MARKER_NAME when the run succeeds

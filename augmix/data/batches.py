@@ -12,12 +12,11 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset, Sampler
 
-from augmix.augment import AugMix
+from augmix.augment import AugMix, Normalization
 from augmix.data.sources import ImageSource
 from augmix.errors import DataError
-from augmix.execution import Normalization, images_per_block
-from augmix.memory import empty_batch
-from augmix.random import AUGMIX_STREAM, CROP_STREAM, ORDER_STREAM, keyed_generator
+from augmix.streams import AUGMIX_STREAM, CROP_STREAM, ORDER_STREAM, keyed_generator
+from augmix.tensors import empty_batch, images_per_block
 
 # Stream ids keep the differently used streams of one batch independent.
 

@@ -36,7 +36,7 @@ from augmix.data.verify import file_progress, find_bad_images
 from augmix.erasing import RandomErasing
 from augmix.errors import CheckpointError, ConfigError, DataError
 from augmix.mixing import MixUpCutMix
-from augmix.random import ERASE_STREAM, MIX_STREAM, keyed_generator
+from augmix.streams import ERASE_STREAM, MIX_STREAM, keyed_generator
 
 log = logging.getLogger(__name__)
 SHOWN = 5  # bad files named in the error line

@@ -21,6 +21,7 @@ from augmix.errors import DataError
 from augmix.evaluation.sets import SourceSet, Transform
 from augmix.evaluation.settings import BenchmarkSpec, download_hint
 
+
 def _class_folders(folder: Path) -> list[str]:
     return sorted(entry.name for entry in os.scandir(folder) if entry.is_dir())
 

@@ -18,18 +18,8 @@ from rich.console import Console
 from augmix.allowlist import USER_CONFIG, Origin, build_datamodule, check_data
 from augmix.environment import is_global_rank_zero
 from augmix.errors import CheckpointError, ConfigError, DataError
-from augmix.evaluation.benchmark import (
-    clean_set,
-    clean_source,
-    corrupted_sets,
-    regeneration_info,
-)
-from augmix.evaluation.checkpoints import (
-    Checkpoint,
-    checkpoint_classes,
-    create_backbone,
-    load_weights,
-)
+from augmix.evaluation.benchmark import clean_set, clean_source, corrupted_sets, regeneration_info
+from augmix.evaluation.checkpoints import Checkpoint, checkpoint_classes, create_backbone, load_weights
 from augmix.evaluation.metrics import summarise
 from augmix.evaluation.reports import print_table, write_reports
 from augmix.evaluation.runner import run_sets
@@ -37,7 +27,7 @@ from augmix.evaluation.sets import CLEAN
 from augmix.evaluation.settings import BenchmarkSpec, download_hint
 from augmix.evaluation.store import ResultStore
 from augmix.evaluation.tracking import close, log_summary
-from augmix.io import remove_stale_temporaries
+from augmix.files import remove_stale_temporaries
 from augmix.loggers import build_loggers
 
 SETS_FOLDER = "robustness_sets"

@@ -9,7 +9,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from augmix.io import atomic_write, write_json, write_text
+from augmix.files import atomic_write, write_json, write_text
 
 METRIC_COLUMNS = ("error", "top5_error", "loss", "rms_calibration_error", "ece")
 LABEL_COLUMNS = ("regenerated", "complete")  # the REGENERATED / PARTIAL labels, on every row

@@ -9,9 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import ListConfig
 
 from augmix.corruptions import (
     ALL_CORRUPTIONS,
@@ -19,7 +18,7 @@ from augmix.corruptions import (
     EXTRA_CORRUPTIONS,
     SEVERITIES,
 )
-from augmix.errors import ConfigError
+from augmix.rules import fail, is_int
 
 FORMATS = ("cifar_c", "imagenet_c", "synthetic")
 PROTOCOLS = ("benchmark", "augmix_official")
@@ -82,19 +81,10 @@ def download_hint(spec: BenchmarkSpec) -> str:
     )
 
 
-def _fail(key: str, value: Any, expected: str) -> None:
-    shown = OmegaConf.to_container(value) if isinstance(value, (DictConfig, ListConfig)) else value
-    raise ConfigError(f"{key}={shown!r} is invalid: {expected}")
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def _optional_count(node: Mapping, key: str, minimum: int, prefix: str) -> int | None:
     value = node.get(key)
-    if value is not None and (not _is_int(value) or value < minimum):
-        _fail(prefix + key, value, f"must be null or an integer >= {minimum}")
+    if value is not None and (not is_int(value) or value < minimum):
+        fail(prefix + key, value, f"must be null or an integer >= {minimum}")
     return value
 
 
@@ -104,10 +94,10 @@ def _corruptions(node: Mapping, prefix: str) -> tuple[str, ...]:
         names = list(BENCHMARK_CORRUPTIONS)
     else:
         if isinstance(chosen, str) or not isinstance(chosen, (list, tuple, ListConfig)) or len(chosen) == 0:
-            _fail(prefix + "corruptions", chosen, "must be null (the 15 benchmark corruptions) or a non-empty list")
+            fail(prefix + "corruptions", chosen, "must be null (the 15 benchmark corruptions) or a non-empty list")
         unknown = [name for name in chosen if name not in ALL_CORRUPTIONS]
         if unknown:
-            _fail(prefix + "corruptions", chosen, f"unknown name(s) {unknown}; choose from {list(ALL_CORRUPTIONS)}")
+            fail(prefix + "corruptions", chosen, f"unknown name(s) {unknown}; choose from {list(ALL_CORRUPTIONS)}")
         names = list(chosen)
     if node.get("extra", False):
         names += list(EXTRA_CORRUPTIONS)
@@ -117,9 +107,9 @@ def _corruptions(node: Mapping, prefix: str) -> tuple[str, ...]:
 def _severities(node: Mapping, prefix: str) -> tuple[int, ...]:
     chosen = node.get("severities", list(SEVERITIES))
     if isinstance(chosen, str) or not isinstance(chosen, (list, tuple, ListConfig)) or len(chosen) == 0:
-        _fail(prefix + "severities", chosen, "must be a non-empty list drawn from [1, 2, 3, 4, 5]")
-    if not all(_is_int(s) and s in SEVERITIES for s in chosen):
-        _fail(prefix + "severities", chosen, "must be a non-empty list drawn from [1, 2, 3, 4, 5]")
+        fail(prefix + "severities", chosen, "must be a non-empty list drawn from [1, 2, 3, 4, 5]")
+    if not all(is_int(s) and s in SEVERITIES for s in chosen):
+        fail(prefix + "severities", chosen, "must be a non-empty list drawn from [1, 2, 3, 4, 5]")
     return tuple(sorted(set(chosen)))
 
 
@@ -127,22 +117,22 @@ def benchmark_spec(node: Mapping, prefix: str = "benchmark.") -> BenchmarkSpec:
     """Check the ``benchmark`` node and freeze it. Raises ConfigError naming the first bad key."""
     name = node.get("name")
     if not isinstance(name, str) or not name:
-        _fail(prefix + "name", name, "must be a non-empty string naming the benchmark in reports")
+        fail(prefix + "name", name, "must be a non-empty string naming the benchmark in reports")
     fmt = node.get("format")
     if fmt not in FORMATS:
-        _fail(prefix + "format", fmt, f"must be one of {list(FORMATS)}")
+        fail(prefix + "format", fmt, f"must be one of {list(FORMATS)}")
     root = node.get("root")
     if fmt != "synthetic" and (not isinstance(root, str) or not root):
-        _fail(prefix + "root", root, f"must be the folder holding the {name} files ({prefix}root=DIR)")
+        fail(prefix + "root", root, f"must be the folder holding the {name} files ({prefix}root=DIR)")
     protocol = node.get("protocol", "benchmark")
     if protocol not in PROTOCOLS:
-        _fail(prefix + "protocol", protocol, f"must be one of {list(PROTOCOLS)}")
+        fail(prefix + "protocol", protocol, f"must be one of {list(PROTOCOLS)}")
     for key in ("extra", "top5", "alexnet_baseline", "verify_files", "progress"):
         if not isinstance(node.get(key, False), bool):
-            _fail(prefix + key, node.get(key), "must be true or false")
+            fail(prefix + key, node.get(key), "must be true or false")
     seed = node.get("seed", 0)
-    if not _is_int(seed) or seed < 0:
-        _fail(prefix + "seed", seed, "must be a non-negative integer")
+    if not is_int(seed) or seed < 0:
+        fail(prefix + "seed", seed, "must be a non-negative integer")
     return BenchmarkSpec(
         name=name,
         format=fmt,

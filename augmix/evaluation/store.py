@@ -7,19 +7,15 @@ computed under identical conditions and never mixes two evaluations in one folde
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
 from augmix.errors import ConfigError, RunDirError
-from augmix.io import remove_stale_temporaries, write_json
+from augmix.files import remove_stale_temporaries, write_json
+from augmix.fingerprint import config_hash
 
 MANIFEST = "run.json"
-
-
-def fingerprint_of(description: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(description, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 class ResultStore:
@@ -28,7 +24,7 @@ class ResultStore:
     def __init__(self, directory: str | Path, description: dict[str, Any], replace_stale: bool = False) -> None:
         self.directory = Path(directory)
         self.description = description
-        self.fingerprint = fingerprint_of(description)
+        self.fingerprint = config_hash(description)
         self.replace_stale = replace_stale
 
     def open(self) -> None:

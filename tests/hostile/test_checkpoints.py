@@ -2,7 +2,7 @@
 
 | case | before | after |
 |---|---|---|
-| stored config names a callable (``data.train_transform._target_: augmix.io.write_text``, ``site.addsitedir``) | evaluate.py called it: a file was written, a sitedir added, its ``.pth`` ran | ``checkpoint config key data.train_transform._target_ names a callable that is not allowed: 'augmix.io.write_text'; allowed: ...``; nothing written or imported |
+| stored config names a callable (``data.train_transform._target_: augmix.files.write_text``, ``site.addsitedir``) | evaluate.py called it: a file was written, a sitedir added, its ``.pth`` ran | ``checkpoint config key data.train_transform._target_ names a callable that is not allowed: 'augmix.files.write_text'; allowed: ...``; nothing written or imported |
 | stored ``data._target_`` names a module | the module was imported (its code ran) | ``checkpoint config key data._target_ names a callable that is not allowed: 'evilmod.build'; ...`` |
 | stored transform with an extra ``_args_``, an ``${oc.env:...}`` value | passed to the class / resolved from the environment | ``... is not a setting of CenterCropOrPad`` / ``... is invalid: must be an integer in 1..8192`` |
 | stored ``model.backbone: hf-hub:...`` / ``backbone_kwargs.checkpoint_path`` | timm fetched or loaded what they named | ``checkpoint config key model.backbone=... is invalid`` / ``... backbone_kwargs.checkpoint_path is not allowed`` |
@@ -43,8 +43,8 @@ from augmix.data import AugMixDataModule
 from augmix.errors import CheckpointError, ConfigError, RunDirError
 from augmix.evaluation.checkpoints import classifier_weight_key, read_checkpoint
 from augmix.evaluation.store import ResultStore
+from augmix.files import write_json
 from augmix.fingerprint import run_fingerprint
-from augmix.io import write_json
 from augmix.module import CONFIG_KEY
 from augmix.sweeps import write_summary
 from augmix.training import train
@@ -113,7 +113,7 @@ def test_a_checkpoint_config_that_names_callables_runs_nothing(trained_run, tmp_
     def poison(raw: dict) -> None:
         data = raw[CONFIG_KEY]["data"]
         data["train_transform"] = {
-            "_target_": "augmix.io.write_text",
+            "_target_": "augmix.files.write_text",
             "path": str(site_dir / "zz.pth"),
             "text": f"import pathlib; pathlib.Path({str(ran)!r}).write_text('ran')\n",
         }
@@ -125,7 +125,7 @@ def test_a_checkpoint_config_that_names_callables_runs_nothing(trained_run, tmp_
     assert code == 2
     assert err.startswith(
         "Error: checkpoint config key data.train_transform._target_ names a callable that is not allowed: "
-        "'augmix.io.write_text'; allowed: augmix.data.RandomCropFlip, augmix.data.RandomResizedCropFlip, "
+        "'augmix.files.write_text'; allowed: augmix.data.RandomCropFlip, augmix.data.RandomResizedCropFlip, "
         "augmix.data.ResizeCenterCrop, augmix.data.CenterCropOrPad; nothing named in a checkpoint is imported. "
         "To use only its weights, add ignore_checkpoint_config=true"
     ), err

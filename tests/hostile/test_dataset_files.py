@@ -43,7 +43,7 @@ from augmix.evaluation.imagenet_c import imagenet_c_sets
 from augmix.evaluation.runner import run_sets
 from augmix.evaluation.settings import benchmark_spec
 from augmix.evaluation.store import ResultStore
-from augmix.io import StorageFullError
+from augmix.files import StorageFullError
 from augmix.training import train
 from tests.conftest import compose_train, write_cifar10, write_cifar100, write_image_folder
 from tests.evaluation_fixtures import (
@@ -173,12 +173,12 @@ def test_a_pickle_that_would_run_code_is_refused(tmp_path, file, payload):
     marker = tmp_path / "PWNED"
     path = root / "cifar-10-batches-py" / file
     if payload == "pickled":  # an object whose __reduce__ calls a function of this project
-        from augmix.io import write_text
+        from augmix.files import write_text
 
         entry = pickle.loads(path.read_bytes())
         entry["labels" if "batch" in file else "label_names"] = Payload(write_text, str(marker), "pwned")
         path.write_bytes(pickle.dumps(entry))
-        refused = "augmix.io.write_text"
+        refused = "augmix.files.write_text"
     else:  # os.system, named in the file as an attacker writes it (protocol 0)
         path.write_bytes(b"cos\nsystem\n(S'touch " + str(marker).encode() + b"'\ntR.")
         refused = "os.system"

@@ -44,7 +44,7 @@ from augmix.cli import report_errors
 from augmix.errors import AugMixError
 from augmix.evaluation import evaluate
 from augmix.evaluation.store import ResultStore
-from augmix.io import AtomicCheckpointIO, atomic_write, remove_stale_temporaries, write_json
+from augmix.files import AtomicCheckpointIO, atomic_write, remove_stale_temporaries, write_json
 from augmix.training import train
 from tests.conftest import ROOT, compose_train
 from tests.evaluation_fixtures import evaluate_config, lightning_checkpoint
@@ -440,7 +440,7 @@ def test_a_full_disk_while_writing_metrics_or_evaluation_results_names_the_file(
     def no_space(fd):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr("augmix.io.os.fsync", no_space)
+    monkeypatch.setattr("augmix.files.os.fsync", no_space)
     with pytest.raises(AugMixError) as error:
         write_json(metrics, {"val/acc": 0.6})
     assert str(error.value).startswith(f"could not write {metrics}: no space left on device; the previous metrics.json is intact")

@@ -1,8 +1,8 @@
 """Evaluation throughput against a plain forward pass of the same model on in-memory tensors.
 
-    python benchmarks/evaluation_throughput.py                       # CIFAR-C .npy sets, CPU
-    python benchmarks/evaluation_throughput.py --models cifar_wrn40_2 --images 10000 --workers 2
-    python benchmarks/evaluation_throughput.py --jpeg --models resnet18   # Tiny-ImageNet-C style JPEG folders
+    python perf/evaluation_throughput.py                       # CIFAR-C .npy sets, CPU
+    python perf/evaluation_throughput.py --models cifar_wrn40_2 --images 10000 --workers 2
+    python perf/evaluation_throughput.py --jpeg --models resnet18   # Tiny-ImageNet-C style JPEG folders
 
 "evaluate" is the real loop of evaluate.py (augmix.evaluation.runner.run_sets): sets read from
 memory-mapped .npy files (or decoded from JPEG in loader workers), uint8 -> normalised float on the

@@ -7,7 +7,7 @@ is blended with the original by a Beta weight::
 
 Parameters are drawn on the CPU from an explicit ``torch.Generator``, so one seed gives the same
 augmentations on every device. The ops then run as batched kernels on the images' own device
-(see ``augmix.execution``), a chunk of images at a time.
+(see ``augmix.augment.executors``), a chunk of images at a time.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from augmix.execution import (
+from augmix.augment.executors import (
     NO_OP,
     Normalization,
     op_arguments,
@@ -27,10 +27,10 @@ from augmix.execution import (
     upload,
     without_identities,
 )
-from augmix.memory import empty_batch
-from augmix.ops import OPS, resolve_ops
-from augmix.ops.common import Fill
-from augmix.random import sample_beta, sample_dirichlet
+from augmix.augment.ops import OPS, resolve_ops
+from augmix.augment.ops.common import Fill
+from augmix.streams import sample_beta, sample_dirichlet
+from augmix.tensors import empty_batch
 
 MAX_DEPTH = 3
 Executor = Literal["auto", "grouped", "fused"]

@@ -8,15 +8,15 @@ A triplet is what JSD training consumes per sample: the clean view and two AugMi
 * ``augmix device (cpu)``: the DataModule's after-transfer path with ``placement=device``
   (``finish_batch`` makes the views), on the CPU.
 * ``augmix device (cuda)``: the same on the GPU, when there is one (wall time, not per core).
-* ``torchvision``, ``timm``, ``official``: per-image pipelines (``benchmarks/peers.py``).
+* ``torchvision``, ``timm``, ``official``: per-image pipelines (``perf/peers.py``).
 
 CPU rows run single-threaded and are timed in process CPU time, i.e. per core, which other work
 on a shared machine disturbs far less than wall time. Rounds interleave all rows; the table
 shows medians over rounds, and each row's ratio to the fastest peer as the median over rounds
 of its ratio to that round's fastest peer.
 
-    python benchmarks/augmix_throughput.py            # full: 32 and 224 px, batch 1 and 256
-    python benchmarks/augmix_throughput.py --quick    # a minute or so, for a quick look
+    python perf/augmix_throughput.py            # full: 32 and 224 px, batch 1 and 256
+    python perf/augmix_throughput.py --quick    # a minute or so, for a quick look
 """
 
 from __future__ import annotations
@@ -44,8 +44,8 @@ import torchvision
 from PIL import Image
 
 from augmix.data.datamodule import AugMixDataModule
-from augmix.io import strict_json
-from augmix.memory import PeakMemory
+from augmix.files import strict_json
+from augmix.profiling import PeakMemory
 
 MEAN, STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
 PEERS = ("torchvision", "timm", "official")
@@ -140,7 +140,7 @@ def timed(fn: Callable[[], object], min_time: float, cuda: bool) -> tuple[float,
 
 def peak_memory(fn: Callable[[], object], device: torch.device) -> int:
     """Peak bytes of the tensors ``fn`` allocates, its result included (CUDA: the allocator's
-    statistics; CPU: ``augmix.memory.PeakMemory``)."""
+    statistics; CPU: ``augmix.profiling.PeakMemory``)."""
     if device.type == "cuda":
         torch.cuda.synchronize()
         base = torch.cuda.memory_allocated()
@@ -177,7 +177,7 @@ def main() -> None:
     parser.add_argument("--no-cuda", action="store_true")
     parser.add_argument("--check-syncs", action="store_true", help="fail if the CUDA device path ever waits for the GPU")
     parser.add_argument("--quick", action="store_true", help="shorter defaults, for a look in about a minute")
-    parser.add_argument("--out", type=Path, default=None, help="JSON result file (default: benchmarks/results/)")
+    parser.add_argument("--out", type=Path, default=None, help="JSON result file (default: perf/results/)")
     args = parser.parse_args()
     for name, full, quick in (("rounds", 5, 3), ("min_time", 1.0, 0.3), ("peer_images", 64, 16)):
         if getattr(args, name) is None:

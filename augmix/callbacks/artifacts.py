@@ -6,13 +6,13 @@ import json
 from pathlib import Path
 
 import pytorch_lightning as pl
-from pytorch_lightning.callbacks import EarlyStopping
 import torch
+from pytorch_lightning.callbacks import EarlyStopping
 from torchvision.utils import make_grid, save_image
 
-from augmix.fingerprint import run_fingerprint
 from augmix.errors import RunDirError
-from augmix.io import finite_or_none, write_json
+from augmix.files import finite_or_none, write_json
+from augmix.fingerprint import run_fingerprint
 
 METRICS_FILE = "metrics.json"
 

@@ -23,16 +23,14 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
-from augmix.ops import Op
-from augmix.ops.color import apply_lut
-from augmix.ops.common import Fill
+from augmix.augment.ops import Op
+from augmix.augment.ops.color import apply_lut
+from augmix.augment.ops.common import Fill
+from augmix.tensors import images_per_block
 
 NO_OP = -1
 Executor = Literal["grouped", "fused"]
 Normalization = tuple[tuple[float, ...], tuple[float, ...]]  # per-channel (mean, std)
-# On CPU, ops and the mix run on a few images at a time, so their float temporaries stay in the
-# core's caches: 2**19 values is about 3 images at 224 px and 170 at 32 px (measured best at both).
-CPU_BLOCK_VALUES = 2**19
 
 
 @dataclass(frozen=True)
@@ -144,14 +142,6 @@ def _fused_steps(
     return steps, None, 0
 
 
-def to_device(tensor: Tensor, device: torch.device) -> Tensor:
-    """A small host tensor on ``device`` without the host waiting for the device's queue: pinned and
-    non-blocking on CUDA (a pageable copy would synchronise), as ``upload`` does for the plans."""
-    if device.type != "cuda" or tensor.device == device:
-        return tensor.to(device)
-    return tensor.pin_memory().to(device, non_blocking=True)
-
-
 def upload(plans: list[ChunkPlan], device: torch.device) -> list[ChunkPlan]:
     """Move every tensor of ``plans`` to ``device`` in one pinned, non-blocking copy.
 
@@ -199,13 +189,6 @@ def run_chunk(
         for step in plan.steps:
             chains = _fused_step(chains, step, ops, fill)
     _mix(images, chains, plan, out, normalize)
-
-
-def images_per_block(images: Tensor) -> int:
-    """How many images one kernel call takes: a cache-sized block on CPU, everything elsewhere."""
-    if images.device.type != "cpu":
-        return max(1, images.shape[0])
-    return max(1, CPU_BLOCK_VALUES // images[0].numel())
 
 
 def _grouped_step(source: Tensor, arena: Tensor, step: StepPlan, ops: list[Op], fill: Fill) -> None:

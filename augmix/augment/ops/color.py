@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from augmix.ops.common import opencv_planes, per_image, plane_arrays, to_uint8
+from augmix.augment.ops.common import opencv_planes, per_image, plane_arrays, to_uint8
 
 _GRAY_WEIGHTS = (0.2989, 0.587, 0.114)  # torchvision's (and ITU-R 601's) luma weights
 _LEVELS = 256

@@ -19,7 +19,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 
 from augmix import interrupts
 from augmix.errors import AugMixError
-from augmix.random import STEP_STREAM, stream_seed
+from augmix.streams import STEP_STREAM, stream_seed
 
 
 class DivergenceError(AugMixError):

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from augmix.ops.common import Fill, fill_values, padded, row_windows, to_uint8, transpose_planes
+from augmix.augment.ops.common import Fill, fill_values, padded, row_windows, to_uint8, transpose_planes
 
 
 def affine(images: Tensor, inverse: Tensor, fill: Fill = 0) -> Tensor:

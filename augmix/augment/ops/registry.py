@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from augmix.ops import color, geometry
-from augmix.ops.common import Fill, opencv_planes
+from augmix.augment.ops import color, geometry
+from augmix.augment.ops.common import Fill, opencv_planes
 
 #: Ops of the paper's default AugMix (``augmentations.augmentations`` in the official code).
 DEFAULT_OPS = (
@@ -56,7 +56,7 @@ class Op:
     marks the arguments for which the op returns its input unchanged, so executors skip them.
     ``blocked(images)``: whether, on CPU, the executor runs the op a cache-sized block of images
     at a time, which pays for ops with temporaries; OpenCV's table lookups and posterize's one
-    ``&`` stream through memory once and take whole groups (benchmarks/op_costs.py measures both).
+    ``&`` stream through memory once and take whole groups (perf/op_costs.py measures both).
     """
 
     name: str

@@ -1,58 +1,12 @@
-"""Memory: batch-sized CPU buffers that are cheap to touch first, and the peak tensor memory of a
-piece of code on any device, without the profiler.
-"""
+"""The peak tensor memory of a piece of code on any device, without the profiler (tests and perf/)."""
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
-import functools
-import math
-import sys
 import weakref
 
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
-
-
-HUGE_PAGE_BYTES = 2**21
-_MADV_HUGEPAGE = 14
-
-
-def empty_batch(shape: tuple[int, ...], device: torch.device) -> torch.Tensor:
-    """An uninitialised float32 tensor for a batch-sized result.
-
-    A large CPU buffer is fresh memory from the kernel, and touching it first costs a page fault
-    per 4 KiB: about 1.3 ns per float32 on the machine of docs/performance.md, as much as the
-    AugMix mix itself. On Linux it is advised to use transparent huge pages before anything
-    touches it (what NumPy does for its own arrays), which cut that to about 0.4 ns. Elsewhere,
-    or where the kernel declines, it is a plain ``torch.empty``.
-    """
-    out = torch.empty(shape, dtype=torch.float32, device=device)
-    if device.type == "cpu" and math.prod(shape) * 4 >= 2 * HUGE_PAGE_BYTES:
-        _advise_huge_pages(out.data_ptr(), out.data_ptr() + out.nbytes)
-    return out
-
-
-def _advise_huge_pages(start: int, end: int) -> None:
-    madvise = _madvise()
-    first, last = -(-start // HUGE_PAGE_BYTES) * HUGE_PAGE_BYTES, end // HUGE_PAGE_BYTES * HUGE_PAGE_BYTES
-    if madvise is not None and last > first:
-        madvise(first, last - first, _MADV_HUGEPAGE)  # advice only: a refusal changes nothing
-
-
-@functools.cache
-def _madvise():
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        madvise = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True).madvise
-    except (OSError, AttributeError):
-        return None
-    madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
-    madvise.restype = ctypes.c_int
-    return madvise
 
 
 class PeakMemory(TorchDispatchMode):

@@ -1,13 +1,13 @@
 """Cost of every AugMix op, in ns per value (N x C x H x W), one CPU thread.
 
-Each op runs on cache-sized blocks of images (``augmix.execution.CPU_BLOCK_VALUES``) and on the
+Each op runs on cache-sized blocks of images (``augmix.tensors.CPU_BLOCK_VALUES``) and on the
 whole group at once; the grouped executor uses the form its ``Op.blocked`` names (marked *).
 ``--pytorch-planes`` turns off the OpenCV plane kernels (histograms, table lookups, transposes),
 to show what they buy. Fastest of interleaved rounds, so a busy machine
 disturbs it little.
 
-    python benchmarks/op_costs.py                  # 224 px (24 images) and 32 px (768 images)
-    python benchmarks/op_costs.py --pytorch-planes
+    python perf/op_costs.py                  # 224 px (24 images) and 32 px (768 images)
+    python perf/op_costs.py --pytorch-planes
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ import time
 import torch
 from augmix_throughput import sample_images
 
-from augmix.execution import images_per_block
-from augmix.ops import ALL_OPS, OPS, common
+from augmix.augment.ops import ALL_OPS, OPS, common
+from augmix.tensors import images_per_block
 
 
 def cost(fn, values: int, rounds: int) -> float:

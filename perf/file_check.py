@@ -1,7 +1,7 @@
 """Cost of the image-file checks that run before any compute, per file and extrapolated.
 
-    python benchmarks/file_check.py                      # 2,000 generated 375x500 JPEGs, 1 process
-    python benchmarks/file_check.py --files 5000 --workers 4
+    python perf/file_check.py                      # 2,000 generated 375x500 JPEGs, 1 process
+    python perf/file_check.py --files 5000 --workers 4
 
 "ends" is the -C check of evaluate.py (benchmark.verify_files): each file's first bytes and last
 kilobyte. "ends + header" is the training check (data.verify_files): the same plus a parse of the

@@ -11,8 +11,8 @@ The ratios ``workers / premade`` and ``device / premade`` say how much on-the-fl
 (1.0: nothing). Rounds interleave the feeds; the table shows medians. Data: scikit-learn's
 digits upsampled to ``--size`` (offline; the content does not matter for speed).
 
-    python benchmarks/train_throughput.py                          # CPU, resnet18, 32 px
-    python benchmarks/train_throughput.py --device cuda --model resnet50 --size 224 --batch 256 --precision bf16
+    python perf/train_throughput.py                          # CPU, resnet18, 32 px
+    python perf/train_throughput.py --device cuda --model resnet50 --size 224 --batch 256 --precision bf16
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from hydra.utils import instantiate
 
 import augmix  # noqa: F401  (registers the CIFAR models and config schemas)
 from augmix.data.datamodule import AugMixDataModule
-from augmix.io import strict_json
+from augmix.files import strict_json
 from augmix.losses import JSDLoss
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
