@@ -12,6 +12,7 @@ from augmix.perturbations.metrics import (
     video_flip_rate,
     video_rank_distance,
 )
+from augmix.perturbations.readers import CifarPSequences, VideoSequences, list_videos, open_cifar_p, read_video
 from augmix.perturbations.registry import (
     ALL_PERTURBATIONS,
     BENCHMARK_PERTURBATIONS,
@@ -26,6 +27,7 @@ from augmix.perturbations.registry import (
     set_names,
 )
 from augmix.perturbations.tables import DIFFICULTIES
+from augmix.perturbations.writer import write_cifar_p, write_imagenet_p
 
 __all__ = [
     "ALL_PERTURBATIONS",
@@ -33,18 +35,25 @@ __all__ = [
     "DIFFICULTIES",
     "EXTRA_PERTURBATIONS",
     "NOISE_PERTURBATIONS",
+    "CifarPSequences",
     "StabilityMeter",
+    "VideoSequences",
     "flip_probability",
     "frame_count",
     "is_noise",
+    "list_videos",
     "mean_over_perturbations",
     "normalised_mean",
+    "open_cifar_p",
     "perturb_batch",
     "perturb_sequence",
     "ranking_distance",
+    "read_video",
     "sequence_rng",
     "set_name",
     "set_names",
     "video_flip_rate",
     "video_rank_distance",
+    "write_cifar_p",
+    "write_imagenet_p",
 ]
