@@ -1,0 +1,36 @@
+"""Write "-P" sets of any data config's test split in the CIFAR-10-P (.npy) or ImageNet-P (mp4
+folder) format, marked regenerated. Composes configs/make_perturbed.yaml; see docs/perturbations.md.
+
+    python make_perturbed.py data=digits format=cifar_p out=data/digits-P
+    python make_perturbed.py data=imagenet format=imagenet_p out=data/ImageNet-P-regen workers=16
+"""
+
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from augmix.cli import report_errors
+from augmix.config import validate_structure
+from augmix.errors import ConfigError
+from augmix.perturbations.make import write_perturbed
+
+KEYS = dict.fromkeys(("task_name", "format", "out", "perturbations", "extra", "difficulties", "seed", "limit",
+                      "workers", "codec", "data", "paths", "hydra"))
+
+
+@hydra.main(version_base="1.3", config_path="configs", config_name="make_perturbed")
+@report_errors
+def main(cfg: DictConfig) -> Path:
+    validate_structure(cfg, KEYS, "make_perturbed")
+    if OmegaConf.is_missing(cfg, "out"):
+        raise ConfigError("out=DIR is required: the folder to write the perturbed sets into")
+    options = OmegaConf.to_container(cfg, resolve=True)
+    out = write_perturbed(cfg.data, cfg.format, cfg.out, options["perturbations"], cfg.extra,
+                          options["difficulties"], cfg.seed, cfg.limit, cfg.workers, cfg.codec)
+    print(f"Wrote {cfg.format} sets to {out}")
+    return out
+
+
+if __name__ == "__main__":
+    main()
