@@ -8,7 +8,7 @@ folder) format, marked regenerated. Composes configs/make_perturbed.yaml; see do
 from pathlib import Path
 
 import hydra
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from augmix.cli import report_errors
 from augmix.config import validate_structure
@@ -25,9 +25,12 @@ def main(cfg: DictConfig) -> Path:
     validate_structure(cfg, KEYS, "make_perturbed")
     if OmegaConf.is_missing(cfg, "out"):
         raise ConfigError("out=DIR is required: the folder to write the perturbed sets into")
-    options = OmegaConf.to_container(cfg, resolve=True)
-    out = write_perturbed(cfg.data, cfg.format, cfg.out, options["perturbations"], cfg.extra,
-                          options["difficulties"], cfg.seed, cfg.limit, cfg.workers, cfg.codec)
+    perturbations, difficulties = (
+        OmegaConf.to_container(node) if isinstance(node, ListConfig) else node
+        for node in (cfg.perturbations, cfg.difficulties)
+    )
+    out = write_perturbed(cfg.data, cfg.format, cfg.out, perturbations, cfg.extra, difficulties, cfg.seed,
+                          cfg.limit, cfg.workers, cfg.codec)
     print(f"Wrote {cfg.format} sets to {out}")
     return out
 
