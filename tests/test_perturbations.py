@@ -378,3 +378,14 @@ def test_make_perturbed_bad_options_are_one_line(tmp_path, capsys, override, mes
     assert caught.value.code == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"Error: {message}") and "\n" not in err
+
+
+def test_make_perturbed_knows_exactly_its_keys_and_names_a_typo(tmp_path, capsys):
+    import make_perturbed
+
+    assert set(compose_config("make_perturbed", []).keys()) == set(make_perturbed.KEYS) - {"hydra"}
+    with pytest.raises(SystemExit) as caught:
+        make_perturbed.main(compose_config("make_perturbed", ["+limt=3", f"out={tmp_path / 'p'}"]))
+    assert caught.value.code == 2
+    assert capsys.readouterr().err.startswith("Error: unknown config key limt (did you mean limit?)")
+    assert not (tmp_path / "p").exists()
