@@ -2,6 +2,7 @@
 synthetic -C sets of any data config, with benchmark-exact metrics, resumable per-set results and
 reports. ``evaluate.py`` is the command line; ``make_corrupted.py`` writes -C sets."""
 
+from augmix.corruptions.make import write_corrupted
 from augmix.evaluation.checkpoints import Checkpoint, create_backbone, read_checkpoint
 from augmix.evaluation.commands import (
     check_evaluate_after_fit,
@@ -17,7 +18,6 @@ from augmix.evaluation.metrics import (
 )
 from augmix.evaluation.pipeline import run_evaluation
 from augmix.evaluation.settings import BenchmarkSpec, benchmark_spec
-from augmix.evaluation.writing import write_corrupted
 
 __all__ = [
     "ALEXNET_CLEAN_ERROR",

@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from augmix.corruptions import MARKER_NAME, select_table
 from augmix.corruptions.writer import IN_PROGRESS_NAME
-from augmix.data import AugMixDataModule, CenterCropOrPad
-from augmix.data.sources import FolderSource, ImageSource
-from augmix.environment import is_global_rank_zero
+from augmix.data import CenterCropOrPad
+from augmix.data.sources import ImageSource
 from augmix.errors import DataError
 from augmix.evaluation.cifar_c import cifar_c_sets
 from augmix.evaluation.imagenet_c import imagenet_c_sets
 from augmix.evaluation.sets import EvalSet, SourceSet, SyntheticSet, Transform
 from augmix.evaluation.settings import BenchmarkSpec
-
-FOLDER_DATASETS = ("imagenet", "tinyimagenet", "imagefolder")
 
 
 def corrupted_transform(spec: BenchmarkSpec, image_size: int, eval_transform: Transform) -> Transform:
@@ -69,23 +65,6 @@ def corrupted_sets(
         for name in spec.corruptions
         for severity in spec.severities
     ]
-
-
-def clean_source(datamodule: AugMixDataModule) -> ImageSource:
-    """The data config's test split. An ImageFolder dataset whose ``val/`` has class folders is read
-    directly, so evaluating needs ``val/`` only, not the training images (1.28M for ImageNet)."""
-    val = Path(datamodule.root) / "val"
-    if datamodule.name in FOLDER_DATASETS and val.is_dir() and not (val / "val_annotations.txt").is_file():
-        source = FolderSource(val)
-        if source.num_classes != datamodule.num_classes:
-            raise DataError(
-                f"{val} has {source.num_classes} class folders but data.num_classes={datamodule.num_classes}; "
-                "set data.root to the dataset whose val/ holds one folder per class"
-            )
-        return source
-    if is_global_rank_zero():
-        datamodule.prepare_data()  # e.g. CIFAR's test split: downloaded when missing and allowed
-    return datamodule.source("test")
 
 
 def clean_set(spec: BenchmarkSpec, clean: ImageSource, eval_transform: Transform) -> SourceSet:

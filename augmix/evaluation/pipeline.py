@@ -16,9 +16,10 @@ from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 
 from augmix.allowlist import USER_CONFIG, Origin, build_datamodule, check_data
+from augmix.data.clean import clean_source
 from augmix.environment import is_global_rank_zero
 from augmix.errors import CheckpointError, ConfigError, DataError
-from augmix.evaluation.benchmark import clean_set, clean_source, corrupted_sets, regeneration_info
+from augmix.evaluation.benchmark import clean_set, corrupted_sets, regeneration_info
 from augmix.evaluation.checkpoints import Checkpoint, checkpoint_classes, create_backbone, load_weights
 from augmix.evaluation.metrics import summarise
 from augmix.evaluation.reports import print_table, write_reports
