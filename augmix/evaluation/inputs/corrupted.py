@@ -1,4 +1,4 @@
-"""From a ``BenchmarkSpec`` and the data config's clean split to the list of sets to evaluate."""
+"""From a ``BenchmarkSpec`` to its -C sets in any format, with the preprocessing its protocol asks for."""
 
 from __future__ import annotations
 
@@ -9,10 +9,11 @@ from augmix.corruptions.writer import IN_PROGRESS_NAME
 from augmix.data import CenterCropOrPad
 from augmix.data.sources import ImageSource
 from augmix.errors import DataError
-from augmix.evaluation.cifar_c import cifar_c_sets
-from augmix.evaluation.imagenet_c import imagenet_c_sets
-from augmix.evaluation.sets import EvalSet, SourceSet, SyntheticSet, Transform
-from augmix.evaluation.settings import BenchmarkSpec
+from augmix.evaluation.inputs.cifar_c import cifar_c_sets
+from augmix.evaluation.inputs.imagenet_c import imagenet_c_sets
+from augmix.evaluation.inputs.sets import EvalSet, Transform
+from augmix.evaluation.inputs.spec import BenchmarkSpec
+from augmix.evaluation.inputs.synthetic import synthetic_sets
 
 
 def corrupted_transform(spec: BenchmarkSpec, image_size: int, eval_transform: Transform) -> Transform:
@@ -60,13 +61,4 @@ def corrupted_sets(
     after = eval_transform if spec.protocol == "augmix_official" else None
     if spec.format == "cifar_c":
         return cifar_c_sets(spec, image_size, num_classes, clean, after)
-    return [
-        SyntheticSet(clean, eval_transform, name, severity, spec.seed, spec.limit_per_set, after)
-        for name in spec.corruptions
-        for severity in spec.severities
-    ]
-
-
-def clean_set(spec: BenchmarkSpec, clean: ImageSource, eval_transform: Transform) -> SourceSet:
-    """The data config's test split with its eval transform, limited like the corrupted sets."""
-    return SourceSet(clean, eval_transform, spec.limit_per_set)
+    return synthetic_sets(spec, clean, eval_transform, after)
