@@ -73,6 +73,8 @@ def check_corruptions(key: str, names: Any) -> tuple[str, ...]:
 def select_corruptions(chosen: Any, extra: Any = False, prefix: str = "") -> tuple[str, ...]:
     """The corruptions of a -C set from its ``corruptions`` and ``extra`` keys: ``chosen`` (null: the 15
     benchmark corruptions), plus the 4 extra ones when ``extra`` is true, in canonical order, no duplicates."""
+    if chosen is not None and (not is_sequence(chosen) or len(chosen) == 0):
+        fail(prefix + "corruptions", chosen, "must be null (the 15 benchmark corruptions) or a non-empty list")
     names = BENCHMARK_CORRUPTIONS if chosen is None else check_corruptions(prefix + "corruptions", chosen)
     if not isinstance(extra, bool):
         fail(prefix + "extra", extra, "must be true or false")
