@@ -12,8 +12,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from augmix.cli import report_errors
 from augmix.config import validate_make_corrupted
+from augmix.corruptions.make import write_corrupted
 from augmix.errors import ConfigError
-from augmix.evaluation import write_corrupted
 
 
 @hydra.main(version_base="1.3", config_path="configs", config_name="make_corrupted")

@@ -20,6 +20,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from augmix.augment.ops import ALL_OPS
 from augmix.config_checks import check_finite, check_known_keys, check_target_arguments
+from augmix.corruptions.names import check_corruptions, check_severities, corruption_group
 from augmix.erasing import ERASE_MODES
 from augmix.mixing import MIX_MODES
 from augmix.rules import fail, is_int, is_number, is_pair
@@ -109,7 +110,11 @@ def short_hash(text: str) -> str:
 
 
 register_schemas()
-for _name, _resolver in (("metric_direction", metric_direction), ("short_hash", short_hash)):
+for _name, _resolver in (
+    ("metric_direction", metric_direction),
+    ("short_hash", short_hash),
+    ("corruptions", corruption_group),  # ${corruptions:held_out} in configs/val_corruptions/held_out.yaml
+):
     if not OmegaConf.has_resolver(_name):
         OmegaConf.register_new_resolver(_name, _resolver)
 # configs/hydra/launcher/submitit_slurm.yaml deliberately shares the plugin's node name, so that
@@ -259,14 +264,8 @@ def validate_objective(cfg: DictConfig) -> None:
 def validate_val_corruptions(node: DictConfig | None) -> None:
     if node is None:
         return
-    from augmix.corruptions import ALL_CORRUPTIONS
-
-    names = node.get("corruptions")
-    if not names or any(c not in ALL_CORRUPTIONS for c in names):
-        fail("val_corruptions.corruptions", names, f"must be a non-empty list drawn from {list(ALL_CORRUPTIONS)}")
-    severities = node.get("severities")
-    if not severities or any(s not in (1, 2, 3, 4, 5) for s in severities):
-        fail("val_corruptions.severities", severities, "must be a non-empty list drawn from [1, 2, 3, 4, 5]")
+    check_corruptions("val_corruptions.corruptions", node.get("corruptions"))
+    check_severities("val_corruptions.severities", node.get("severities"))
     limit = node.get("limit")
     if limit is not None and (not is_int(limit) or limit < 1):
         fail("val_corruptions.limit", limit, "must be null (the whole validation split) or an integer >= 1")

@@ -4,7 +4,7 @@
     python perf/evaluation_throughput.py --models cifar_wrn40_2 --images 10000 --workers 2
     python perf/evaluation_throughput.py --jpeg --models resnet18   # Tiny-ImageNet-C style JPEG folders
 
-"evaluate" is the real loop of evaluate.py (augmix.evaluation.runner.run_sets): sets read from
+"evaluate" is the real loop of evaluate.py (augmix.evaluation.run.run_sets): sets read from
 memory-mapped .npy files (or decoded from JPEG in loader workers), uint8 -> normalised float on the
 device, per-sample outcomes gathered and per-set results written. "forward" runs the same model on
 the same number of images, already normalised float tensors in memory, in the same batches.
@@ -28,9 +28,8 @@ from augmix.data import CenterCropOrPad
 from augmix.data.batches import Normalize
 from augmix.data.sources import FolderSource
 from augmix.evaluation.checkpoints import create_backbone
-from augmix.evaluation.runner import run_sets
-from augmix.evaluation.sets import ArraySet, SourceSet
-from augmix.evaluation.store import ResultStore
+from augmix.evaluation.inputs import ArraySet, SourceSet
+from augmix.evaluation.run import ResultStore, run_sets
 
 CORRUPTIONS = ("gaussian_noise", "fog", "jpeg_compression")
 NORMALIZE = Normalize((0.5,) * 3, (0.5,) * 3)

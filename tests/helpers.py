@@ -78,7 +78,7 @@ def run_paused_in_evaluation(script: str, marker: str, batch: str, *args: str) -
     from pathlib import Path
 
     from augmix import interrupts
-    from augmix.evaluation import runner
+    from augmix.evaluation import run as runner
 
     original, calls = runner.outcomes, itertools.count()
 

@@ -139,6 +139,35 @@ def test_held_out_corruption_settings_are_checked(override, key):
         validate(compose_train("val_corruptions=held_out", override))
 
 
+def test_held_out_corruptions_are_read_from_the_one_constant_not_retyped():
+    from augmix.corruptions import EXTRA_CORRUPTIONS, HELD_OUT_CORRUPTIONS
+
+    raw = OmegaConf.load(ROOT / "configs" / "val_corruptions" / "held_out.yaml")
+    assert OmegaConf.is_interpolation(raw, "corruptions")  # a list typed here could drift from the code
+    cfg = compose_train("val_corruptions=held_out")
+    assert tuple(cfg.val_corruptions.corruptions) == HELD_OUT_CORRUPTIONS == EXTRA_CORRUPTIONS
+
+
+@pytest.mark.parametrize("place", ["val_corruptions", "benchmark", "CorruptedSource", "write_cifar_c", "corrupt_batch"])
+def test_every_place_that_takes_corruption_names_phrases_a_bad_one_alike(place, tmp_path):
+    """One check (augmix.corruptions.names) behind every entry point that takes corruption names."""
+    import numpy as np
+
+    from augmix.corruptions import corrupt_batch, write_cifar_c
+    from augmix.data.corrupted import CorruptedSource
+    from augmix.evaluation import benchmark_spec
+
+    calls = {
+        "val_corruptions": lambda: validate(compose_train("val_corruptions=held_out", "val_corruptions.corruptions=[fog,haze]")),
+        "benchmark": lambda: benchmark_spec({"name": "b", "format": "synthetic", "corruptions": ["fog", "haze"]}),
+        "CorruptedSource": lambda: CorruptedSource(None, ["fog", "haze"], [1], None),
+        "write_cifar_c": lambda: write_cifar_c(np.zeros((1, 8, 8, 3), np.uint8), [0], tmp_path, ["fog", "haze"]),
+        "corrupt_batch": lambda: corrupt_batch(np.zeros((1, 8, 8, 3), np.uint8), "haze", 1, 0),
+    }
+    with pytest.raises(ConfigError, match=r"=.*is invalid: unknown (name\(s\) \['haze'\]|corruption); choose from \['gaussian_noise'"):
+        calls[place]()
+
+
 def test_split_bn_on_a_model_without_batchnorm_is_refused():
     from augmix.training import instantiate_node
 

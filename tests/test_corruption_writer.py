@@ -177,8 +177,8 @@ def test_imagenet_c_default_names_resume_and_atomicity(tmp_path, images, monkeyp
     (dict(class_names=["a/b", "c"]), "cannot be used as a folder name"),
     (dict(file_names=["x.JPEG"] * 4), "unique names"),
     (dict(file_names=["../x", "b", "c", "d"]), "plain, non-hidden file name"),
-    (dict(corruptions="fog"), "sequence of names"),
-    (dict(corruptions=["fogg"]), "unknown corruption 'fogg'"),
+    (dict(corruptions="fog"), "corruptions='fog' is invalid: must be a non-empty list drawn from"),
+    (dict(corruptions=["fogg"]), r"corruptions=\['fogg'\] is invalid: unknown name\(s\) \['fogg'\]"),
     (dict(seed=-3), "seed must be a non-negative integer"),
 ])
 def test_imagenet_c_bad_inputs(tmp_path, images, kwargs, message):

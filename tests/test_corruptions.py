@@ -17,6 +17,7 @@ from augmix.corruptions import (
     digital,
     image_rng,
     motion,
+    registry,
     select_table,
     weather,
 )
@@ -55,6 +56,7 @@ def test_public_names_and_order():
         "elastic_transform", "pixelate", "jpeg_compression")
     assert EXTRA_CORRUPTIONS == ("speckle_noise", "gaussian_blur", "spatter", "saturate")
     assert ALL_CORRUPTIONS == BENCHMARK_CORRUPTIONS + EXTRA_CORRUPTIONS
+    assert set(registry._FUNCTIONS) == set(ALL_CORRUPTIONS)  # every name has its function, nothing more
 
 
 @pytest.mark.parametrize("size", [32, 64])
@@ -320,11 +322,11 @@ def test_frost_severity_one_only_adds_frost():
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    (dict(name="blur"), "unknown corruption 'blur'; valid names: gaussian_noise, shot_noise"),
-    (dict(severity=0), "severity must be an integer in 1..5"),
-    (dict(severity=6), "severity must be an integer in 1..5"),
-    (dict(severity=2.0), "severity must be an integer in 1..5"),
-    (dict(severity=True), "severity must be an integer in 1..5"),
+    (dict(name="blur"), r"name='blur' is invalid: unknown corruption; choose from \['gaussian_noise', 'shot_noise'"),
+    (dict(severity=0), r"severity=0 is invalid: must be an integer in \[1, 2, 3, 4, 5\]"),
+    (dict(severity=6), r"severity=6 is invalid: must be an integer in \[1, 2, 3, 4, 5\]"),
+    (dict(severity=2.0), r"severity=2.0 is invalid: must be an integer in \[1, 2, 3, 4, 5\]"),
+    (dict(severity=True), r"severity=True is invalid: must be an integer in \[1, 2, 3, 4, 5\]"),
     (dict(image=np.zeros((32, 32, 3), np.float32)), "expected dtype uint8"),
     (dict(image=np.zeros((32, 32), np.uint8)), r"expected shape \(H, W, 3\)"),
     (dict(image=np.zeros((32, 32, 4), np.uint8)), r"expected shape \(H, W, 3\)"),

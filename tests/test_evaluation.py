@@ -20,10 +20,9 @@ from pytorch_lightning.loggers import CSVLogger
 from augmix.data import CenterCropOrPad, ResizeCenterCrop
 from augmix.errors import ConfigError
 from augmix.evaluation import evaluate, evaluate_after_fit, write_corrupted
-from augmix.evaluation import runner as runner_module
-from augmix.evaluation.benchmark import corrupted_transform
-from augmix.evaluation.settings import benchmark_spec
-from augmix.evaluation.store import ResultStore
+from augmix.evaluation import run as run_module
+from augmix.evaluation.inputs import benchmark_spec, corrupted_transform
+from augmix.evaluation.run import ResultStore
 from tests.evaluation_fixtures import (
     compose_config,
     digits_test,
@@ -209,9 +208,9 @@ def test_resume_after_an_interruption_computes_only_the_missing_sets(tmp_path, c
 
     monkeypatch.setattr(ResultStore, "write", real_write)
     computed = []
-    real_metrics = runner_module.metrics_from_outcomes
+    real_metrics = run_module.metrics_from_outcomes
     monkeypatch.setattr(
-        runner_module,
+        run_module,
         "metrics_from_outcomes",
         lambda table, top5: computed.append(len(table)) or real_metrics(table, top5),
     )
@@ -325,7 +324,7 @@ def test_regenerated_and_partial_labels_reach_the_csv_the_scalars_and_the_wandb_
 
     from pytorch_lightning.loggers import WandbLogger
 
-    from augmix.evaluation.tracking import log_summary
+    from augmix.evaluation.reports import log_summary
 
     summary, out, _ = clean_as_corrupted
     rows = list(csv.DictReader((out / "robustness.csv").read_text().splitlines()))

@@ -12,16 +12,16 @@ import torch
 from torch import nn
 
 from augmix.errors import DataError
-from augmix.evaluation.distributed import (
+from augmix.evaluation.inputs import EvalSet
+from augmix.evaluation.run import (
+    ResultStore,
     batch_bounds,
     first_error,
     gather_set,
+    run_sets,
     shard_bounds,
     unshard,
 )
-from augmix.evaluation.runner import run_sets
-from augmix.evaluation.sets import EvalSet
-from augmix.evaluation.store import ResultStore
 
 
 @pytest.mark.parametrize("world_size", [1, 2, 3, 5, 8])

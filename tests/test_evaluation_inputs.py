@@ -14,7 +14,6 @@ from PIL import Image
 from augmix.errors import CheckpointError, ConfigError, DataError
 from augmix.evaluation import commands as commands_module
 from augmix.evaluation import evaluate
-from augmix.evaluation import pipeline as pipeline_module
 from tests.evaluation_fixtures import (
     digits_test,
     evaluate_config,
@@ -36,7 +35,7 @@ def no_compute(monkeypatch):
     def fail(*args, **kwargs):
         raise AssertionError("the evaluation loop started before the bad input was reported")
 
-    monkeypatch.setattr(pipeline_module, "run_sets", fail)
+    monkeypatch.setattr(commands_module, "run_sets", fail)
 
 
 def _run(checkpoint: Path, tmp_path: Path, overrides: list[str], data_overrides=([], False)) -> dict:
@@ -152,7 +151,7 @@ def test_unreadable_jpeg_is_named_with_its_path(tmp_path, checkpoint):
 
 def test_truncated_jpeg_is_named_when_decoded(tmp_path, monkeypatch):
     from augmix.data.sources import FolderSource
-    from augmix.evaluation.sets import BatchDataset, SourceSet
+    from augmix.evaluation.inputs import BatchDataset, SourceSet
 
     images, labels = digits_test(4)
     write_imagenet_c_fixture(tmp_path, {("fog", 1): images}, labels, CLASSES, ext="JPEG")
@@ -227,7 +226,7 @@ def test_command_line_data_keys_change_a_lightning_checkpoints_data(tmp_path, ch
 
 def test_benchmark_selection_of_corruptions_and_severities():
     from augmix.corruptions import BENCHMARK_CORRUPTIONS, EXTRA_CORRUPTIONS
-    from augmix.evaluation.settings import benchmark_spec
+    from augmix.evaluation.inputs import benchmark_spec
 
     node = {"name": "cifar10c", "format": "cifar_c", "root": "x"}
     full = benchmark_spec(node)
@@ -273,8 +272,8 @@ def test_benchmark_protocol_refuses_images_of_another_size(tmp_path, checkpoint)
 
 
 def test_class_folders_in_another_order_are_named_as_such(tmp_path):
-    from augmix.evaluation.imagenet_c import imagenet_c_sets
-    from augmix.evaluation.settings import benchmark_spec
+    from augmix.evaluation.inputs import benchmark_spec
+    from augmix.evaluation.inputs.imagenet_c import imagenet_c_sets
 
     images, labels = digits_test(40)
     root = write_imagenet_c_fixture(tmp_path, {("fog", 1): images}, labels, CLASSES)
@@ -299,7 +298,7 @@ def test_only_global_rank_zero_scans_files_and_opens_the_output_folder(tmp_path,
 
 
 def test_mce_is_reported_for_imagenet_c_only():
-    from augmix.evaluation.settings import benchmark_spec
+    from augmix.evaluation.inputs import benchmark_spec
 
     imagenetc = {"name": "imagenetc", "format": "imagenet_c", "root": "x", "alexnet_baseline": True}
     assert benchmark_spec(imagenetc).reports_mce(1000)

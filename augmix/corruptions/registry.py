@@ -1,4 +1,4 @@
-"""Corruption names, input validation and the public ``corrupt`` / ``corrupt_batch``."""
+"""The corruption functions by name, input validation and the public ``corrupt`` / ``corrupt_batch``."""
 
 from __future__ import annotations
 
@@ -8,19 +8,10 @@ from typing import Any
 import numpy as np
 
 from augmix.corruptions import blur, digital, noise, weather
+from augmix.corruptions.names import check_corruption, check_severity
 from augmix.corruptions.tables import TABLE_SIZES, select_table, severity_params
 
 CorruptionFn = Callable[[np.ndarray, Any, np.random.Generator], np.ndarray]
-
-BENCHMARK_CORRUPTIONS: tuple[str, ...] = (
-    "gaussian_noise", "shot_noise", "impulse_noise",
-    "defocus_blur", "glass_blur", "motion_blur", "zoom_blur",
-    "snow", "frost", "fog",
-    "brightness", "contrast", "elastic_transform", "pixelate", "jpeg_compression",
-)
-EXTRA_CORRUPTIONS: tuple[str, ...] = ("speckle_noise", "gaussian_blur", "spatter", "saturate")
-ALL_CORRUPTIONS: tuple[str, ...] = BENCHMARK_CORRUPTIONS + EXTRA_CORRUPTIONS
-SEVERITIES: tuple[int, ...] = (1, 2, 3, 4, 5)
 
 _FUNCTIONS: dict[str, CorruptionFn] = {
     "gaussian_noise": noise.gaussian_noise,
@@ -47,18 +38,6 @@ _FUNCTIONS: dict[str, CorruptionFn] = {
 # Smallest side every corruption handles (elastic_transform needs a non-degenerate
 # affine triangle, min(H, W) // 3 >= 1).
 MIN_SIDE = 3
-
-
-def check_name(name: str) -> None:
-    """Reject unknown corruption names, listing the valid ones."""
-    if not isinstance(name, str) or name not in _FUNCTIONS:
-        raise ValueError(f"unknown corruption {name!r}; valid names: {', '.join(ALL_CORRUPTIONS)}")
-
-
-def check_severity(severity: int) -> None:
-    """Severities are the benchmark's integer levels 1..5."""
-    if isinstance(severity, bool) or not isinstance(severity, (int, np.integer)) or severity not in SEVERITIES:
-        raise ValueError(f"severity must be an integer in 1..5, got {severity!r}")
 
 
 def check_table(table: int | None) -> None:
@@ -107,8 +86,8 @@ def corrupt(image: np.ndarray, name: str, severity: int,
     image side picks the nearest (see ``select_table``). ``rng`` may be a Generator,
     a seed, or None (fresh entropy); the same seed gives identical bytes.
     """
-    check_name(name)
-    check_severity(severity)
+    check_corruption("name", name)
+    check_severity("severity", severity)
     check_table(table)
     check_images(image, batched=False)
     return _apply(image, name, severity, np.random.default_rng(rng), table)
@@ -129,8 +108,8 @@ def corrupt_batch(images: np.ndarray, name: str, severity: int, seed: int,
     batches (passing each batch's offset as ``start_index``) gives the same bytes as
     one call over the whole dataset.
     """
-    check_name(name)
-    check_severity(severity)
+    check_corruption("name", name)
+    check_severity("severity", severity)
     check_table(table)
     check_images(images, batched=True)
     check_non_negative_int(seed, "seed")

@@ -27,11 +27,9 @@ from typing import IO
 import numpy as np
 from PIL import Image
 
+from augmix.corruptions.names import BENCHMARK_CORRUPTIONS, SEVERITIES, check_corruptions
 from augmix.corruptions.registry import (
-    BENCHMARK_CORRUPTIONS,
-    SEVERITIES,
     check_images,
-    check_name,
     check_non_negative_int,
     check_table,
     corrupt,
@@ -53,10 +51,7 @@ def _check_common(images: np.ndarray, labels: np.ndarray, corruptions: Sequence[
     labels = np.asarray(labels)
     if labels.ndim != 1 or len(labels) != len(images) or not np.issubdtype(labels.dtype, np.integer):
         raise ValueError(f"labels must be {len(images)} integers, got shape {labels.shape} dtype {labels.dtype}")
-    if isinstance(corruptions, str):
-        raise ValueError("corruptions must be a sequence of names, not a single string")
-    for name in corruptions:
-        check_name(name)
+    check_corruptions("corruptions", corruptions)
     check_non_negative_int(seed, "seed")
     check_table(table)
     resolved = select_table(*images.shape[1:3]) if table is None else table

@@ -1,5 +1,7 @@
-"""Per-set metrics from per-sample outcomes, and the benchmark summaries built from them.
+"""From logits to figures: per-sample outcomes, per-set metrics, and the benchmark summaries built from them.
 
+The run loop turns each batch's logits into rows of ``outcomes`` (gathered across ranks); a finished
+set's table becomes its metrics (``metrics_from_outcomes``); the sets' metrics become the summary.
 Errors are in percent. The summaries follow the benchmarks' own definitions:
 
 * ``mean_corruption_error``: the plain mean over corruptions of the mean error over severities,
@@ -15,8 +17,11 @@ import math
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
 
-from augmix.corruptions import BENCHMARK_CORRUPTIONS, EXTRA_CORRUPTIONS
+from augmix.corruptions.names import BENCHMARK_CORRUPTIONS, EXTRA_CORRUPTIONS
 
 # AlexNet's ImageNet-C errors (fractions, mean over the 5 severities), canonical order, as
 # published with the benchmark (hendrycks/robustness) and used by AugMix's imagenet.py.
@@ -100,6 +105,38 @@ def set_metrics(
         "rms_calibration_error": rms_calibration_error(confidence, correct1),
         "ece": expected_calibration_error(confidence, correct1),
     }
+
+
+# Columns of the per-sample outcome table the run loop gathers across ranks.
+OUTCOME_COLUMNS = ("correct1", "correct5", "confidence", "loss")
+CORRECT1, CORRECT5, CONFIDENCE, LOSS = range(len(OUTCOME_COLUMNS))
+
+
+def outcomes(logits: Tensor, targets: Tensor) -> Tensor:
+    """(B, 4) float32: top-1 hit, top-5 hit, max softmax probability, cross-entropy."""
+    logits = logits.float()
+    probabilities = logits.softmax(dim=1)
+    top = logits.topk(min(5, logits.shape[1]), dim=1).indices
+    return torch.stack(
+        [
+            (logits.argmax(dim=1) == targets).float(),
+            (top == targets[:, None]).any(dim=1).float(),
+            probabilities.max(dim=1).values,
+            F.cross_entropy(logits, targets, reduction="none"),
+        ],
+        dim=1,
+    )
+
+
+def metrics_from_outcomes(table: Tensor, top5: bool) -> dict:
+    """``set_metrics`` of one complete set from its ``outcomes`` rows."""
+    values = table.cpu().numpy()
+    return set_metrics(
+        values[:, CORRECT1] > 0.5,
+        values[:, CORRECT5] > 0.5 if top5 else None,
+        values[:, CONFIDENCE].astype(np.float32),
+        values[:, LOSS],
+    )
 
 
 def _mean(values: Sequence[float | None]) -> float | None:

@@ -42,7 +42,7 @@ import torch
 from augmix.data import AugMixDataModule
 from augmix.errors import CheckpointError, ConfigError, RunDirError
 from augmix.evaluation.checkpoints import classifier_weight_key, read_checkpoint
-from augmix.evaluation.store import ResultStore
+from augmix.evaluation.run import ResultStore
 from augmix.files import write_json
 from augmix.fingerprint import run_fingerprint
 from augmix.module import CONFIG_KEY

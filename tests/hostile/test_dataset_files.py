@@ -33,16 +33,16 @@ from torch import nn
 
 from augmix.config import validate_data
 from augmix.corruptions import MARKER_NAME
+from augmix.corruptions.make import write_corrupted
 from augmix.corruptions.writer import IN_PROGRESS_NAME
 from augmix.data import sources
 from augmix.data.verify import find_bad_images
 from augmix.errors import ConfigError, DataError
-from augmix.evaluation import evaluate, write_corrupted
-from augmix.evaluation import pipeline as pipeline_module
-from augmix.evaluation.imagenet_c import imagenet_c_sets
-from augmix.evaluation.runner import run_sets
-from augmix.evaluation.settings import benchmark_spec
-from augmix.evaluation.store import ResultStore
+from augmix.evaluation import commands as commands_module
+from augmix.evaluation import evaluate
+from augmix.evaluation.inputs import benchmark_spec
+from augmix.evaluation.inputs.imagenet_c import imagenet_c_sets
+from augmix.evaluation.run import ResultStore, run_sets
 from augmix.files import StorageFullError
 from augmix.training import train
 from tests.conftest import compose_train, write_cifar10, write_cifar100, write_image_folder
@@ -344,7 +344,7 @@ def no_compute(monkeypatch):
     def fail(*args, **kwargs):
         raise AssertionError("the evaluation loop started before the bad input was reported")
 
-    monkeypatch.setattr(pipeline_module, "run_sets", fail)
+    monkeypatch.setattr(commands_module, "run_sets", fail)
 
 
 def test_a_truncated_jpeg_in_a_c_set_is_found_before_any_compute(tmp_path, checkpoint, no_compute):
@@ -390,7 +390,7 @@ def test_make_corrupted_refuses_a_folder_of_released_files(tmp_path, capsys):
         "labels.npy); write the set into a new or empty folder"
     )
     assert {path.name: path.read_bytes() for path in released.iterdir()} == before  # nothing added, nothing changed
-    from augmix.evaluation.benchmark import regeneration_info
+    from augmix.evaluation.inputs import regeneration_info
 
     spec = benchmark_spec({"name": "cifar10c", "format": "cifar_c", "root": str(released)})
     assert regeneration_info(spec, 32) is None  # evaluations still call it released
@@ -413,7 +413,7 @@ def test_a_failed_run_is_not_marked_regenerated_and_resumes(tmp_path, monkeypatc
         write_corrupted(data, "cifar_c", out, ["contrast", "fog"], limit=8)
     assert not (out / MARKER_NAME).exists() and (out / IN_PROGRESS_NAME).is_file()
     spec = benchmark_spec({"name": "c", "format": "cifar_c", "root": str(out), "corruptions": ["contrast"]})
-    from augmix.evaluation.benchmark import corrupted_sets
+    from augmix.evaluation.inputs import corrupted_sets
 
     with pytest.raises(DataError, match="holds a -C set that make_corrupted.py has not finished writing; run the same"):
         corrupted_sets(spec, sources.load_digits("test"), lambda image: image, 32, 10)

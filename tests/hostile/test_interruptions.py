@@ -43,7 +43,7 @@ from augmix import interrupts, training
 from augmix.cli import report_errors
 from augmix.errors import AugMixError
 from augmix.evaluation import evaluate
-from augmix.evaluation.store import ResultStore
+from augmix.evaluation.run import ResultStore
 from augmix.files import AtomicCheckpointIO, atomic_write, remove_stale_temporaries, write_json
 from augmix.training import train
 from tests.conftest import ROOT, compose_train

@@ -1,7 +1,9 @@
-"""Evaluation sets: the clean split and every (corruption, severity), each loading uint8 batches.
+"""What the run loop reads: sets that load uint8 batches, and the dataset of their batches.
 
 A set knows its length and loads ``[start, stop)`` as a uint8 (B, C, H, W) batch plus labels.
-Loading runs in DataLoader workers; normalisation happens later, on the device.
+Loading runs in DataLoader workers; normalisation happens later, on the device. ``SourceSet`` reads
+an ``ImageSource`` (the clean split, an image folder) and ``ArraySet`` a block of a .npy array; the
+format modules build them after checking their files.
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from augmix.corruptions import corrupt_batch
 from augmix.data.sources import ImageSource
 from augmix.errors import DataError
 
@@ -40,7 +41,7 @@ class EvalSet:
         raise NotImplementedError
 
 
-def _apply(transform: Transform | None, images: Tensor) -> Tensor:
+def apply_transform(transform: Transform | None, images: Tensor) -> Tensor:
     if transform is None:
         return images
     return torch.stack([transform(image) for image in images])
@@ -116,34 +117,7 @@ class ArraySet(EvalSet):
         rows = self._array[self.offset + start : self.offset + stop]  # a view: nothing read yet
         images = torch.empty((len(rows), rows.shape[3], rows.shape[1], rows.shape[2]), dtype=torch.uint8)
         np.copyto(images.numpy(), rows.transpose(0, 3, 1, 2))  # one pass: read the rows, lay them out NCHW
-        return _apply(self.transform, images), self.labels[start:stop]
-
-
-class SyntheticSet(EvalSet):
-    """A corruption applied on the fly to the clean split, exactly as ``write_cifar_c`` writes it:
-    image ``i`` uses the stream ``image_rng(seed, i)`` whatever batch it is in."""
-
-    def __init__(
-        self,
-        source: ImageSource,
-        eval_transform: Transform,
-        corruption: str,
-        severity: int,
-        seed: int,
-        limit: int | None = None,
-        transform: Transform | None = None,
-    ) -> None:
-        self.source, self.eval_transform, self.transform = source, eval_transform, transform
-        self.corruption, self.severity, self.seed = corruption, severity, seed
-        self.count = min(len(source), limit) if limit else len(source)
-
-    def load(self, start: int, stop: int) -> tuple[Tensor, Tensor]:
-        clean = torch.stack([self.eval_transform(self.source.image(i)) for i in range(start, stop)])
-        pixels = np.ascontiguousarray(clean.permute(0, 2, 3, 1).numpy())
-        corrupted = corrupt_batch(pixels, self.corruption, self.severity, self.seed, start_index=start)
-        images = torch.from_numpy(corrupted).permute(0, 3, 1, 2).contiguous()
-        targets = torch.tensor([self.source.target(i) for i in range(start, stop)], dtype=torch.long)
-        return _apply(self.transform, images), targets
+        return apply_transform(self.transform, images), self.labels[start:stop]
 
 
 class BatchDataset(Dataset):

@@ -10,14 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from omegaconf import ListConfig
-
-from augmix.corruptions import (
-    ALL_CORRUPTIONS,
-    BENCHMARK_CORRUPTIONS,
-    EXTRA_CORRUPTIONS,
-    SEVERITIES,
-)
+from augmix.corruptions.names import BENCHMARK_CORRUPTIONS, SEVERITIES, check_severities, select_corruptions
 from augmix.rules import fail, is_int
 
 FORMATS = ("cifar_c", "imagenet_c", "synthetic")
@@ -88,29 +81,8 @@ def _optional_count(node: Mapping, key: str, minimum: int, prefix: str) -> int |
     return value
 
 
-def _corruptions(node: Mapping, prefix: str) -> tuple[str, ...]:
-    chosen = node.get("corruptions")
-    if chosen is None:
-        names = list(BENCHMARK_CORRUPTIONS)
-    else:
-        if isinstance(chosen, str) or not isinstance(chosen, (list, tuple, ListConfig)) or len(chosen) == 0:
-            fail(prefix + "corruptions", chosen, "must be null (the 15 benchmark corruptions) or a non-empty list")
-        unknown = [name for name in chosen if name not in ALL_CORRUPTIONS]
-        if unknown:
-            fail(prefix + "corruptions", chosen, f"unknown name(s) {unknown}; choose from {list(ALL_CORRUPTIONS)}")
-        names = list(chosen)
-    if node.get("extra", False):
-        names += list(EXTRA_CORRUPTIONS)
-    return tuple(name for name in ALL_CORRUPTIONS if name in names)  # canonical order, no duplicates
-
-
 def _severities(node: Mapping, prefix: str) -> tuple[int, ...]:
-    chosen = node.get("severities", list(SEVERITIES))
-    if isinstance(chosen, str) or not isinstance(chosen, (list, tuple, ListConfig)) or len(chosen) == 0:
-        fail(prefix + "severities", chosen, "must be a non-empty list drawn from [1, 2, 3, 4, 5]")
-    if not all(is_int(s) and s in SEVERITIES for s in chosen):
-        fail(prefix + "severities", chosen, "must be a non-empty list drawn from [1, 2, 3, 4, 5]")
-    return tuple(sorted(set(chosen)))
+    return tuple(sorted(set(check_severities(prefix + "severities", node.get("severities", list(SEVERITIES))))))
 
 
 def benchmark_spec(node: Mapping, prefix: str = "benchmark.") -> BenchmarkSpec:
@@ -127,7 +99,7 @@ def benchmark_spec(node: Mapping, prefix: str = "benchmark.") -> BenchmarkSpec:
     protocol = node.get("protocol", "benchmark")
     if protocol not in PROTOCOLS:
         fail(prefix + "protocol", protocol, f"must be one of {list(PROTOCOLS)}")
-    for key in ("extra", "top5", "alexnet_baseline", "verify_files", "progress"):
+    for key in ("top5", "alexnet_baseline", "verify_files", "progress"):
         if not isinstance(node.get(key, False), bool):
             fail(prefix + key, node.get(key), "must be true or false")
     seed = node.get("seed", 0)
@@ -137,7 +109,7 @@ def benchmark_spec(node: Mapping, prefix: str = "benchmark.") -> BenchmarkSpec:
         name=name,
         format=fmt,
         root=Path(root) if fmt != "synthetic" else None,
-        corruptions=_corruptions(node, prefix),
+        corruptions=select_corruptions(node.get("corruptions"), node.get("extra", False), prefix),
         severities=_severities(node, prefix),
         num_classes=_optional_count(node, "num_classes", 2, prefix),
         limit_per_set=_optional_count(node, "limit_per_set", 1, prefix),

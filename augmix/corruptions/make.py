@@ -22,12 +22,13 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from augmix.config import validate_data
-from augmix.corruptions import select_table, write_cifar_c, write_imagenet_c
-from augmix.corruptions.writer import claim_folder, mark_regenerated
+from augmix.corruptions.names import select_corruptions
+from augmix.corruptions.tables import select_table
+from augmix.corruptions.writer import claim_folder, mark_regenerated, write_cifar_c, write_imagenet_c
+from augmix.data.clean import clean_source
 from augmix.data.sources import FolderSource, ImageSource
 from augmix.errors import ConfigError, DataError
-from augmix.evaluation.benchmark import clean_source
-from augmix.evaluation.settings import benchmark_spec
+from augmix.rules import fail, is_int
 
 FORMATS = ("cifar_c", "imagenet_c")
 
@@ -99,15 +100,13 @@ def write_corrupted(
     """Write the corrupted test split of ``data`` to ``out``; returns ``out``. One process per
     corruption when ``workers`` > 1; an interrupted run resumes where it stopped."""
     if fmt not in FORMATS:
-        raise ConfigError(f"format={fmt!r} is invalid: must be one of {list(FORMATS)}")
+        fail("format", fmt, f"must be one of {list(FORMATS)}")
     for key, value in (("workers", workers), ("limit", limit)):
-        if (value is not None or key == "workers") and (
-            not isinstance(value, int) or isinstance(value, bool) or value < 1
-        ):
-            raise ConfigError(f"{key}={value!r} is invalid: must be an integer >= 1")
-    spec = benchmark_spec(
-        {"name": "write", "format": "synthetic", "corruptions": corruptions, "extra": extra, "seed": seed}, prefix=""
-    )
+        if (value is not None or key == "workers") and (not is_int(value) or value < 1):
+            fail(key, value, "must be an integer >= 1")
+    names = select_corruptions(corruptions, extra)
+    if not is_int(seed) or seed < 0:
+        fail("seed", seed, "must be a non-negative integer")
     data = OmegaConf.create(data) if not isinstance(data, DictConfig) else data
     validate_data(data)
     datamodule = instantiate(data)
@@ -119,16 +118,16 @@ def write_corrupted(
     staged_path = out / f".staged-test-split-{os.getpid()}.npy"
     try:
         first = datamodule.eval_transform(source.image(0))  # (C, H, W): its size selects the table
-        claim_folder(out, fmt.replace("_", "-"), select_table(first.shape[1], first.shape[2]), spec.seed)
+        claim_folder(out, fmt.replace("_", "-"), select_table(first.shape[1], first.shape[2]), seed)
         _stage(source, datamodule.eval_transform, count, staged_path)
         labels = np.array([source.target(i) for i in range(count)], dtype=np.int64)
         args = (fmt, str(staged_path), labels, list(source.classes), str(out))
         file_names = _file_names(source, count)
         if workers == 1:
-            _write_one(*args, list(spec.corruptions), spec.seed, file_names)
+            _write_one(*args, list(names), seed, file_names)
         else:
-            with ProcessPoolExecutor(min(workers, len(spec.corruptions))) as pool:
-                jobs = [pool.submit(_write_one, *args, [name], spec.seed, file_names) for name in spec.corruptions]
+            with ProcessPoolExecutor(min(workers, len(names))) as pool:
+                jobs = [pool.submit(_write_one, *args, [name], seed, file_names) for name in names]
                 for job in jobs:
                     job.result()
         mark_regenerated(out)  # only now: a failed run never labels the folder regenerated

@@ -18,8 +18,8 @@ from PIL import Image
 from augmix.data.sources import FolderSource
 from augmix.data.verify import file_progress, find_bad_images
 from augmix.errors import DataError
-from augmix.evaluation.sets import SourceSet, Transform
-from augmix.evaluation.settings import BenchmarkSpec, download_hint
+from augmix.evaluation.inputs.sets import SourceSet, Transform
+from augmix.evaluation.inputs.spec import BenchmarkSpec, download_hint
 
 
 def _class_folders(folder: Path) -> list[str]:

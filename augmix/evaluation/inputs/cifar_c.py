@@ -12,8 +12,8 @@ import numpy as np
 from augmix.corruptions import SEVERITIES
 from augmix.data.sources import ImageSource
 from augmix.errors import DataError
-from augmix.evaluation.sets import ArraySet, Transform
-from augmix.evaluation.settings import BenchmarkSpec, download_hint
+from augmix.evaluation.inputs.sets import ArraySet, Transform
+from augmix.evaluation.inputs.spec import BenchmarkSpec, download_hint
 
 
 def _header(path: Path) -> np.ndarray:

@@ -1,22 +1,19 @@
-"""From a ``BenchmarkSpec`` and the data config's clean split to the list of sets to evaluate."""
+"""From a ``BenchmarkSpec`` to its -C sets in any format, with the preprocessing its protocol asks for."""
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from augmix.corruptions import MARKER_NAME, select_table
 from augmix.corruptions.writer import IN_PROGRESS_NAME
-from augmix.data import AugMixDataModule, CenterCropOrPad
-from augmix.data.sources import FolderSource, ImageSource
-from augmix.environment import is_global_rank_zero
+from augmix.data import CenterCropOrPad
+from augmix.data.sources import ImageSource
 from augmix.errors import DataError
-from augmix.evaluation.cifar_c import cifar_c_sets
-from augmix.evaluation.imagenet_c import imagenet_c_sets
-from augmix.evaluation.sets import EvalSet, SourceSet, SyntheticSet, Transform
-from augmix.evaluation.settings import BenchmarkSpec
-
-FOLDER_DATASETS = ("imagenet", "tinyimagenet", "imagefolder")
+from augmix.evaluation.inputs.cifar_c import cifar_c_sets
+from augmix.evaluation.inputs.imagenet_c import imagenet_c_sets
+from augmix.evaluation.inputs.sets import EvalSet, Transform
+from augmix.evaluation.inputs.spec import BenchmarkSpec
+from augmix.evaluation.inputs.synthetic import synthetic_sets
 
 
 def corrupted_transform(spec: BenchmarkSpec, image_size: int, eval_transform: Transform) -> Transform:
@@ -64,30 +61,4 @@ def corrupted_sets(
     after = eval_transform if spec.protocol == "augmix_official" else None
     if spec.format == "cifar_c":
         return cifar_c_sets(spec, image_size, num_classes, clean, after)
-    return [
-        SyntheticSet(clean, eval_transform, name, severity, spec.seed, spec.limit_per_set, after)
-        for name in spec.corruptions
-        for severity in spec.severities
-    ]
-
-
-def clean_source(datamodule: AugMixDataModule) -> ImageSource:
-    """The data config's test split. An ImageFolder dataset whose ``val/`` has class folders is read
-    directly, so evaluating needs ``val/`` only, not the training images (1.28M for ImageNet)."""
-    val = Path(datamodule.root) / "val"
-    if datamodule.name in FOLDER_DATASETS and val.is_dir() and not (val / "val_annotations.txt").is_file():
-        source = FolderSource(val)
-        if source.num_classes != datamodule.num_classes:
-            raise DataError(
-                f"{val} has {source.num_classes} class folders but data.num_classes={datamodule.num_classes}; "
-                "set data.root to the dataset whose val/ holds one folder per class"
-            )
-        return source
-    if is_global_rank_zero():
-        datamodule.prepare_data()  # e.g. CIFAR's test split: downloaded when missing and allowed
-    return datamodule.source("test")
-
-
-def clean_set(spec: BenchmarkSpec, clean: ImageSource, eval_transform: Transform) -> SourceSet:
-    """The data config's test split with its eval transform, limited like the corrupted sets."""
-    return SourceSet(clean, eval_transform, spec.limit_per_set)
+    return synthetic_sets(spec, clean, eval_transform, after)
