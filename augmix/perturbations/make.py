@@ -22,9 +22,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from augmix.config import validate_data
 from augmix.corruptions import select_table
+from augmix.data.clean import clean_source
 from augmix.data.sources import FolderSource, ImageSource
 from augmix.errors import AugMixError, ConfigError, DataError
-from augmix.evaluation.benchmark import clean_source  # read-only: the clean split evaluation reads
 from augmix.perturbations import video
 from augmix.perturbations.registry import ALL_PERTURBATIONS, BENCHMARK_PERTURBATIONS, EXTRA_PERTURBATIONS
 from augmix.perturbations.tables import DIFFICULTIES
