@@ -88,6 +88,7 @@ def test_photos_experiment_trains_a_step(tmp_path):
     cfg = compose_train(
         "experiment=quickstart_photos", "evaluate_after_fit=null", "logger=none", f"paths.output_dir={tmp_path}",
         "+trainer.limit_train_batches=1", "+trainer.limit_val_batches=1", "trainer.max_epochs=1",
+        "data.batch_size=8", "data.eval_batch_size=16", "+trainer.num_sanity_val_steps=0",
     )
     assert cfg.data.name == "photos" and cfg.data.num_classes == len(CLASSES)
     metrics = train(cfg)
