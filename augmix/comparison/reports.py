@@ -147,7 +147,7 @@ def figure(groups: list[Group], path: Path) -> None:
     for i, group in enumerate(groups):
         stats = [group.stats["clean_error"], *(group.corruption_stats[c] for c in first["corruptions"])]
         means = [np.nan if m is None else m for m, _ in stats]
-        stds = [0.0 if s is None else s for _, s in stats]
+        stds = [0.0 if s is None else s for _, s in stats] if len(group.runs) > 1 else None
         bars.bar(x - 0.4 + width * (i + 0.5), means, width, yerr=stds, capsize=2, label=group.label, color=colours(i % 10))
         clean = [run.report["clean_error"] for run in group.runs]
         corrupted = [run.report["mean_corruption_error"] for run in group.runs]
