@@ -25,7 +25,7 @@ from augmix.erasing import ERASE_MODES
 from augmix.mixing import MIX_MODES
 from augmix.rules import fail, is_int, is_number, is_pair
 
-DATASETS = ("cifar10", "cifar100", "imagenet", "tinyimagenet", "imagefolder", "digits")
+DATASETS = ("cifar10", "cifar100", "imagenet", "tinyimagenet", "imagefolder", "digits", "photos")
 PLACEMENTS = ("auto", "workers", "device")
 EXECUTORS = ("auto", "grouped", "fused")
 ERASE_VIEWS = ("augmented", "all")

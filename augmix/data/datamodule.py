@@ -32,6 +32,7 @@ from augmix.data.batches import (
     SampleTransform,
 )
 from augmix.data.corrupted import HELD_OUT_CORRUPTIONS, CorruptedSource
+from augmix.data.photos import load_photos
 from augmix.data.verify import file_progress, find_bad_images
 from augmix.erasing import RandomErasing
 from augmix.errors import CheckpointError, ConfigError, DataError
@@ -161,6 +162,8 @@ class AugMixDataModule(pl.LightningDataModule):
     def _load_splits(self) -> None:
         if self.name == "digits":
             train, val, test = (sources.load_digits(s, self.image_size) for s in ("train", "val", "test"))
+        elif self.name == "photos":
+            train, val, test = (load_photos(s, self.image_size) for s in ("train", "val", "test"))
         elif self.name in ("cifar10", "cifar100"):
             # no download here: setup runs on every rank; Lightning's prepare_data fetched it once
             train, test = sources.load_cifar(self.root, self.name, "train"), sources.load_cifar(self.root, self.name, "test")

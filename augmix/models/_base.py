@@ -19,8 +19,10 @@ from torch import nn
 CIFAR_MEAN = (0.5, 0.5, 0.5)
 CIFAR_STD = (0.5, 0.5, 0.5)
 
-# Arguments timm's create_model forwards to every entrypoint; meaningless without weights.
-_TIMM_PLUMBING = ("pretrained_cfg", "pretrained_cfg_overlay", "cache_dir")
+# Arguments timm's create_model forwards to every entrypoint (the last with "local-dir:"/"hf-hub:" names).
+_TIMM_PLUMBING = ("pretrained_cfg", "pretrained_cfg_overlay", "cache_dir", "pretrained_model_args")
+# pretrained_cfg keys that name weights to load: a file, a folder ("local-dir:"), a Hub repo, tensors.
+_WEIGHT_SOURCES = ("file", "url", "hf_hub_id", "state_dict")
 
 ModelT = TypeVar("ModelT", bound=nn.Module)
 
@@ -112,16 +114,20 @@ def build_cifar_model(
 ) -> ModelT:
     """Build ``model_cls`` through timm so ``pretrained_cfg`` and defaults resolve as usual.
 
-    Fails loudly instead of silently: there are no released weights, and any
-    keyword the class does not take is reported by name.
+    Fails loudly instead of silently: there are no released weights, so ``pretrained=True`` needs
+    weights named by the caller (an exported folder via ``"local-dir:DIR"`` or ``"hf-hub:USER/NAME"``,
+    or ``pretrained_cfg_overlay=dict(file=...)``), and any keyword the class does not take is
+    reported by name.
     """
-    if pretrained:
+    cfg_kwargs = {k: kwargs.pop(k) for k in _TIMM_PLUMBING if k in kwargs}
+    named = [cfg_kwargs.get("pretrained_cfg"), cfg_kwargs.get("pretrained_cfg_overlay")]
+    if pretrained and not any(isinstance(cfg, dict) and any(cfg.get(k) for k in _WEIGHT_SOURCES) for cfg in named):
         raise ValueError(
             f"{variant}: no pretrained weights are published for the AugMix CIFAR models; "
             "create it with pretrained=False and load your own checkpoint "
-            "(timm.create_model(..., checkpoint_path=...) or load_state_dict)."
+            "(timm.create_model(..., checkpoint_path=...) or load_state_dict), or load an exported folder "
+            'with timm.create_model("local-dir:DIR", pretrained=True)'
         )
-    cfg_kwargs = {k: kwargs.pop(k) for k in _TIMM_PLUMBING if k in kwargs}
     accepted = set(inspect.signature(model_cls).parameters)
     unknown = sorted(set(kwargs) - accepted)
     if unknown:
@@ -132,8 +138,9 @@ def build_cifar_model(
     return build_model_with_cfg(
         model_cls,
         variant,
-        pretrained=False,
+        pretrained=pretrained,
         pretrained_cfg=cfg_kwargs.get("pretrained_cfg"),
         pretrained_cfg_overlay=cfg_kwargs.get("pretrained_cfg_overlay"),
+        pretrained_model_args=cfg_kwargs.get("pretrained_model_args"),
         **kwargs,
     )
