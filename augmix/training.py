@@ -21,7 +21,7 @@ from augmix import interrupts
 from augmix.callbacks import METRICS_FILE, read_metrics
 from augmix.callbacks.reliability import DivergenceError
 from augmix.config import validate
-from augmix.data import AugMixDataModule
+from augmix.data import AugMixDataModule, TrainingViews
 from augmix.environment import is_externally_launched, is_global_rank_zero
 from augmix.errors import AugMixError, CheckpointError, ConfigError
 from augmix.evaluation import check_evaluate_after_fit, evaluate_after_fit
@@ -37,6 +37,7 @@ from augmix.fingerprint import (
 )
 from augmix.loggers import build_loggers, finish_wandb
 from augmix.module import CONFIG_KEY, WANDB_RUN_ID_KEY, AugMixModule
+from augmix.schedules import global_batch_size, scaled_lr
 
 log = logging.getLogger(__name__)
 POST_FIT_KEY = "post_fit"  # in metrics.json: the post-fit steps (test, evaluate_after_fit) that finished
@@ -177,6 +178,37 @@ def instantiate_node(node: DictConfig, **kwargs: Any) -> Any:
         raise
 
 
+def build_datamodule(cfg: DictConfig, views: TrainingViews | None = None) -> AugMixDataModule:
+    """The DataModule of a validated training config, fed by ``views`` (built from ``cfg.augmix``
+    when not given)."""
+    views = views or TrainingViews.from_settings(cfg.augmix, cfg.data.num_classes)
+    return instantiate_node(cfg.data, training_views=views, seed=cfg.seed, val_corruptions=cfg.get("val_corruptions"))
+
+
+def build_model(cfg: DictConfig, views: TrainingViews | None = None) -> AugMixModule:
+    """The LightningModule of a validated training config: told what each batch holds by the same
+    ``views`` as the DataModule, and the per-process batch size its lr scaling needs."""
+    views = views or TrainingViews.from_settings(cfg.augmix, cfg.data.num_classes)
+    return instantiate_node(
+        cfg.model, loss=instantiate_node(cfg.loss), num_views=views.num_views, jsd=views.jsd,
+        batch_size=cfg.data.batch_size,
+    )
+
+
+def log_learning_rate(cfg: DictConfig, trainer: pl.Trainer) -> None:
+    """One line, when the lr scales with the global batch: what the global batch and lr are."""
+    reference = cfg.model.get("lr_reference_batch")
+    if not reference or not trainer.is_global_zero:
+        return
+    batch = global_batch_size(cfg.data.batch_size, trainer.world_size, trainer.accumulate_grad_batches)
+    base = cfg.model.optimizer.lr
+    log.info(
+        f"global batch {batch} ({cfg.data.batch_size} per process x {trainer.world_size} process(es) x "
+        f"{trainer.accumulate_grad_batches} accumulated); lr {scaled_lr(base, batch, reference):.4g} "
+        f"= {base:g} x {batch} / {reference} (model.lr_reference_batch)"
+    )
+
+
 def pending_post_fit(cfg: DictConfig, metrics: dict[str, Any]) -> list[str]:
     """The post-fit steps this command asks for that ``metrics`` (of a finished run) do not record as
     done on its final weights: a run stopped during its test or robustness evaluation, or re-run
@@ -269,13 +301,12 @@ def _train(cfg: DictConfig) -> dict[str, Any]:
         log.info(f"resuming from {ckpt_path}")
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
 
-    datamodule: AugMixDataModule = instantiate_node(
-        cfg.data, augmix=cfg.augmix, seed=cfg.seed, val_corruptions=cfg.get("val_corruptions")
-    )
+    views = TrainingViews.from_settings(cfg.augmix, cfg.data.num_classes)  # what both modules are told
+    datamodule = build_datamodule(cfg, views)
     if is_global_rank_zero():
         datamodule.prepare_data()  # fail now, not after the model is built, if data is missing
 
-    model: AugMixModule = instantiate_node(cfg.model, loss=instantiate_node(cfg.loss))
+    model = build_model(cfg, views)
     model.run_config = run_config
 
     loggers = build_loggers(cfg.get("logger"), resume_id=metadata.get("wandb_run_id"))
@@ -283,6 +314,7 @@ def _train(cfg: DictConfig) -> dict[str, Any]:
     trainer: pl.Trainer = instantiate_node(
         cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()]
     )
+    log_learning_rate(cfg, trainer)
     for logger in loggers:
         logger.log_hyperparams(model.run_config)
 

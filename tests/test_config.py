@@ -13,7 +13,7 @@ from augmix.config import validate
 from augmix.errors import ConfigError
 from augmix.losses import JSDLoss
 from augmix.module import AugMixModule
-from augmix.training import build_callbacks
+from augmix.training import build_callbacks, build_datamodule, build_model
 from tests.conftest import ROOT, compose_train
 
 EXPERIMENTS = sorted(p.stem for p in (ROOT / "configs" / "experiment").glob("*.yaml"))
@@ -56,11 +56,11 @@ def test_paper_recipes(experiment, expected):
 def test_every_experiment_composes_validates_and_instantiates(experiment, tmp_path: Path):
     cfg = compose_train(f"experiment={experiment}", f"paths.output_dir={tmp_path}", "logger=csv")
     validate(cfg)
-    data = instantiate(cfg.data, augmix=cfg.augmix, seed=cfg.seed)
+    data = build_datamodule(cfg)
     assert data.num_classes == cfg.data.num_classes
-    loss = instantiate(cfg.loss)
-    assert isinstance(loss, JSDLoss)
-    assert isinstance(instantiate(cfg.model, loss=loss), AugMixModule)
+    model = build_model(cfg)
+    assert isinstance(model, AugMixModule) and isinstance(model.loss, JSDLoss)
+    assert (model.hparams.num_views, model.hparams.jsd) == (data.views.num_views, data.views.jsd) == (3, True)
     callbacks = build_callbacks(cfg.callbacks, has_logger=True)
     assert {type(c).__name__ for c in callbacks} >= {"ModelCheckpoint", "AugMixSamples", "MetricsJSON"}
     trainer_cfg = OmegaConf.to_container(cfg.trainer)
