@@ -30,6 +30,7 @@ from typing import Any, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
+from augmix import extras
 from augmix.config_checks import check_finite, check_known_keys, check_target_arguments, schema_fields
 from augmix.rules import (
     ALPHA,
@@ -223,7 +224,10 @@ MAKE_CORRUPTED_KEYS: dict[str, Any] = dict.fromkeys(
 
 
 def register_schemas() -> None:
+    """The config nodes train.py and evaluate.py compose with: the ``augmix`` schema, and stand-ins
+    for optional sweepers that are not installed (see ``augmix.extras``)."""
     ConfigStore.instance().store(group="augmix", name="schema", node=AugMixConfig)
+    extras.register_stand_ins()
 
 
 def metric_direction(metric: str) -> str:
@@ -311,11 +315,12 @@ def validate_val_corruptions(node: DictConfig | None) -> None:
 
 
 def validate_structure(cfg: DictConfig, keys: dict[str, Any], config_name: str) -> None:
-    """Known keys only (``+`` typos included), arguments that their ``_target_`` takes, and no
-    nan or inf anywhere: the checks every entry point runs first."""
+    """Known keys only (``+`` typos included), arguments that their ``_target_`` takes, no nan or
+    inf anywhere, and the optional packages the loggers need: the checks every entry point runs first."""
     check_known_keys(cfg, keys, owner=f"the top level of {config_name}.yaml")
     check_target_arguments(cfg)
     check_finite(cfg)
+    extras.check_loggers(cfg.get("logger"))
 
 
 def validate_evaluate(cfg: DictConfig) -> None:

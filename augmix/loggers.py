@@ -183,7 +183,11 @@ def build_loggers(config: DictConfig | None, resume_id: str | None = None) -> li
 
 
 def finish_wandb(loggers: list[Logger]) -> None:
-    """Close this run's wandb run, so the next job of a sweep (same process) starts its own."""
-    for logger in loggers:
-        if isinstance(logger, WandbLogger) and logger._experiment is not None:
-            logger.experiment.finish()
+    """Close this run's wandb run, so the next job of a sweep (same process) starts its own. A
+    WandbLogger's run is wandb's current run (``wandb.run``) once it has started; one never used
+    (offline, nothing logged) has none to close."""
+    if any(isinstance(logger, WandbLogger) for logger in loggers):
+        import wandb
+
+        if wandb.run is not None:
+            wandb.finish()

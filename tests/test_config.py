@@ -145,3 +145,16 @@ def test_split_bn_on_a_model_without_batchnorm_is_refused():
     cfg = compose_train("model.split_bn=true", "model.backbone=convnext_atto")
     with pytest.raises(ConfigError, match="has no BatchNorm layers"):
         instantiate_node(cfg.model, loss=instantiate(cfg.loss))
+
+
+def test_a_logger_whose_optional_packages_are_missing_is_refused_with_the_install_line(monkeypatch):
+    from augmix import extras
+
+    monkeypatch.setattr(extras, "_installed", lambda module: module not in ("tensorboard", "tensorboardX"))
+    with pytest.raises(ConfigError) as error:
+        validate(compose_train("logger=tensorboard"))
+    assert str(error.value) == (
+        "logger=tensorboard needs the optional 'tensorboard' packages (tensorboard or tensorboardX not installed): "
+        'pip install -e ".[tensorboard]"'
+    )
+    validate(compose_train("logger=csv"))
