@@ -28,7 +28,7 @@ import timm
 import torch
 from hydra import compose, initialize_config_dir
 
-import augmix  # noqa: F401  (registers the CIFAR models and config schemas)
+import augmix.config  # noqa: F401  (registers the config schemas)
 from augmix.data.datamodule import AugMixDataModule
 from augmix.files import strict_json
 from augmix.losses import JSDLoss

@@ -15,7 +15,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 
-import augmix  # noqa: F401  (registers models and config schemas)
+import augmix.config  # noqa: F401  (registers the config schemas)
 from augmix.data.sources import load_digits
 from augmix.training import build_model
 

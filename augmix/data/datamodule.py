@@ -20,6 +20,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader
 
 from augmix.augment import AugMix
+from augmix.callbacks.reliability import training_batches_done
 from augmix.data import sources
 from augmix.data.batches import (
     AugMixViews,
@@ -348,7 +349,7 @@ class AugMixDataModule(pl.LightningDataModule):
         trainer = self.trainer
         if trainer is None or trainer.state.fn != "fit":
             return {"resume_point": None}
-        done = trainer.fit_loop.epoch_loop.batch_progress.current.processed
+        done = training_batches_done(trainer)
         return {"resume_point": [trainer.current_epoch, done]}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
