@@ -148,6 +148,10 @@ def start_wandb(config: DictConfig) -> WandbLogger:
     (a server that answers but refuses the key, or does not finish the handshake in time)."""
     import wandb
 
+    if is_global_rank_zero() and os.environ.get("WANDB_MODE") != "disabled":
+        # wandb applies WANDB_SILENT when it is set up, and wandb.init warns before setting itself up
+        # (about the "anonymous" argument WandbLogger always passes): set it up first
+        wandb.setup()
     settings = None if "WANDB_INIT_TIMEOUT" in os.environ else wandb.Settings(init_timeout=INIT_TIMEOUT_S)
     logger = instantiate(config, **({"settings": settings} if settings and "settings" not in config else {}))
     if config.get("offline"):

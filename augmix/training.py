@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +43,47 @@ from augmix.schedules import global_batch_size, scaled_lr
 
 log = logging.getLogger(__name__)
 POST_FIT_KEY = "post_fit"  # in metrics.json: the post-fit steps (test, evaluate_after_fit) that finished
+
+# What libraries print during a run that a user of this project cannot act on, each with the reason
+# it says nothing here. Everything else (real warnings included) is left alone.
+QUIET_WARNINGS = (
+    # mid-epoch resumption is exact here: the DataModule skips the batches already trained
+    r".*resuming from a checkpoint that ended before the epoch ended",
+    # Lightning 2.6's own use of torch's pytree API
+    r".*isinstance\(treespec, LeafSpec\)` is deprecated",
+    # the epoch means of the loss terms and the training accuracy are logged whatever the interval
+    r"The number of training batches \(\d+\) is smaller than the logging interval",
+    # the first checkpoint callback is the best-by-val/acc one by design (the second keeps last.ckpt)
+    r"`\.test\(ckpt_path=\"best\"\)` is called with Trainer configured with multiple `ModelCheckpoint` callbacks",
+)
+QUIET_WHEN_RESUMING = r"Checkpoint directory .* exists and is not empty"  # it holds the checkpoint resumed from
+QUIET_INFO = (
+    "TPU available: False",  # no TPU is no news (Lightning says so when one is available but unused)
+    "HPU available: False",
+    "💡 Tip:",  # advertising
+    "Loading `train_dataloader` to estimate number of stepping batches",
+    "Trainer already configured with model summary callbacks",  # augmix.callbacks.ModelSummary, configured
+)
+
+
+class _QuietInfo(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(QUIET_INFO)
+
+
+@contextlib.contextmanager
+def quiet_library_noise(resuming: bool) -> Iterator[None]:
+    """Leave out the lines in ``QUIET_WARNINGS`` and ``QUIET_INFO`` while the trainer is built and runs."""
+    lightning = logging.getLogger("pytorch_lightning.utilities.rank_zero")  # where rank_zero_info logs
+    quiet = _QuietInfo()
+    with warnings.catch_warnings():
+        for message in (*QUIET_WARNINGS, *((QUIET_WHEN_RESUMING,) if resuming else ())):
+            warnings.filterwarnings("ignore", message=message)
+        lightning.addFilter(quiet)
+        try:
+            yield
+        finally:
+            lightning.removeFilter(quiet)
 
 
 def build_callbacks(config: DictConfig | None, has_logger: bool) -> list[Callback]:
@@ -310,6 +353,18 @@ def _train(cfg: DictConfig) -> dict[str, Any]:
     model.run_config = run_config
 
     loggers = build_loggers(cfg.get("logger"), resume_id=metadata.get("wandb_run_id"))
+    try:
+        with quiet_library_noise(resuming=ckpt_path is not None):
+            return _fit(cfg, output_dir, steps, datamodule, model, loggers, ckpt_path)
+    finally:
+        finish_wandb(loggers)
+
+
+def _fit(
+    cfg: DictConfig, output_dir: Path, steps: list[str], datamodule: AugMixDataModule, model: AugMixModule,
+    loggers: list, ckpt_path: str | None,
+) -> dict[str, Any]:
+    """Fit (or resume), then run the post-fit ``steps``; returns the final metrics."""
     callbacks = build_callbacks(cfg.get("callbacks"), has_logger=bool(loggers))
     trainer: pl.Trainer = instantiate_node(
         cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()]
@@ -317,29 +372,22 @@ def _train(cfg: DictConfig) -> dict[str, Any]:
     log_learning_rate(cfg, trainer)
     for logger in loggers:
         logger.log_hyperparams(model.run_config)
-
-    try:
-        with warnings.catch_warnings():
-            # mid-epoch resumption is exact here: the DataModule skips the batches already trained
-            warnings.filterwarnings("ignore", message=".*resuming from a checkpoint that ended before the epoch ended.*")
-            trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
-        # metrics.json carries figures from before a resume; this process's own metrics override them
-        metrics = {**read_metrics(output_dir / METRICS_FILE), **{k: float(v) for k, v in trainer.callback_metrics.items()}}
-        trained = f"training is finished and saved in {output_dir / 'checkpoints'}"
-        if "test=true" in steps:
-            stop_between_steps(trainer, f"{trained}; the test run did not start", "run the test")
-            trainer.test(model, datamodule=datamodule, ckpt_path="best", weights_only=True)
-            figures = {name: float(value) for name, value in trainer.callback_metrics.items() if name.startswith("test/")}
-            metrics.update(figures)
-            record_post_fit(trainer, output_dir, figures, {"test": True})
-        if "evaluate_after_fit" in steps:
-            if trainer.is_global_zero:  # the only rank that evaluates
-                interrupts.stop_if_requested(f"{trained}; the robustness evaluation did not start", "run it")
-            figures = evaluate_after_fit(cfg, trainer)  # robustness reports
-            metrics.update(figures)
-            record_post_fit(trainer, output_dir, figures, {"evaluate_after_fit": _plain(cfg.evaluate_after_fit)})
-    finally:
-        finish_wandb(loggers)
+    trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+    # metrics.json carries figures from before a resume; this process's own metrics override them
+    metrics = {**read_metrics(output_dir / METRICS_FILE), **{k: float(v) for k, v in trainer.callback_metrics.items()}}
+    trained = f"training is finished and saved in {output_dir / 'checkpoints'}"
+    if "test=true" in steps:
+        stop_between_steps(trainer, f"{trained}; the test run did not start", "run the test")
+        trainer.test(model, datamodule=datamodule, ckpt_path="best", weights_only=True)
+        figures = {name: float(value) for name, value in trainer.callback_metrics.items() if name.startswith("test/")}
+        metrics.update(figures)
+        record_post_fit(trainer, output_dir, figures, {"test": True})
+    if "evaluate_after_fit" in steps:
+        if trainer.is_global_zero:  # the only rank that evaluates
+            interrupts.stop_if_requested(f"{trained}; the robustness evaluation did not start", "run it")
+        figures = evaluate_after_fit(cfg, trainer)  # robustness reports
+        metrics.update(figures)
+        record_post_fit(trainer, output_dir, figures, {"evaluate_after_fit": _plain(cfg.evaluate_after_fit)})
     return metrics
 
 

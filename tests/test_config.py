@@ -9,9 +9,12 @@ from hydra.errors import ConfigCompositionException
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
+from augmix import AugMix
 from augmix.config import validate
+from augmix.erasing import RandomErasing
 from augmix.errors import ConfigError
 from augmix.losses import JSDLoss
+from augmix.mixing import MixUpCutMix
 from augmix.module import AugMixModule
 from augmix.training import build_callbacks, build_datamodule, build_model
 from tests.conftest import ROOT, compose_train
@@ -158,3 +161,28 @@ def test_a_logger_whose_optional_packages_are_missing_is_refused_with_the_instal
         'pip install -e ".[tensorboard]"'
     )
     validate(compose_train("logger=csv"))
+
+
+@pytest.mark.parametrize(
+    "override, build",
+    [
+        ("augmix.severity=11", lambda: AugMix(severity=11)),
+        ("augmix.depth=0", lambda: AugMix(depth=0)),
+        ("augmix.fill=300", lambda: AugMix(fill=300)),
+        ("loss.label_smoothing=1.0", lambda: JSDLoss(label_smoothing=1.0)),
+        ("augmix.mix_mode=pairs", lambda: MixUpCutMix(1.0, 0.0, 10, mode="pairs")),
+        ("augmix.erase.area=[0.5,0.1]", lambda: RandomErasing(0.5, area=(0.5, 0.1))),
+    ],
+)
+def test_the_classes_for_your_own_code_refuse_what_the_config_refuses_in_the_same_words(override, build):
+    with pytest.raises(ConfigError) as from_config:
+        validate(compose_train(override))
+    with pytest.raises(ConfigError) as from_code:
+        build()
+    assert str(from_code.value).split(" is invalid: ")[1] == str(from_config.value).split(" is invalid: ")[1]
+
+
+def test_a_multi_process_trainer_must_leave_sharding_to_the_keyed_sampler():
+    with pytest.raises(ConfigError, match=r"^trainer.use_distributed_sampler=True is invalid: must be false"):
+        validate(compose_train("trainer=ddp_cpu", "trainer.use_distributed_sampler=true"))
+    validate(compose_train("trainer.use_distributed_sampler=true"))  # one process: nothing to replace
