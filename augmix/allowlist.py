@@ -24,7 +24,20 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from augmix.config import DATA
 from augmix.data import AugMixDataModule, CenterCropOrPad, RandomCropFlip, RandomResizedCropFlip, ResizeCenterCrop
 from augmix.errors import ConfigError
-from augmix.rules import BOOLEAN, CLASS_COUNT, MAX_SIDE, PLAIN, SIDE, Rule, Rules, check, int_in, is_pair, show
+from augmix.rules import (
+    BOOLEAN,
+    CLASS_COUNT,
+    CROP_RATIO,
+    CROP_SCALE,
+    MAX_SIDE,
+    PLAIN,
+    SIDE,
+    Rule,
+    Rules,
+    check,
+    int_in,
+    show,
+)
 
 TORCHVISION_PREFIX = "torchvision:"
 # Names a registered architecture may have (timm allows a ".pretrained_tag"); no "hf-hub:" or
@@ -53,12 +66,9 @@ CHECKPOINT = Origin(
 )
 
 
-SCALE = Rule(lambda v: is_pair(v) and 0 < v[0] <= v[1] <= 1, "must be [min, max] with 0 < min <= max <= 1")
-RATIO = Rule(lambda v: is_pair(v) and 0 < v[0] <= v[1], "must be [min, max] with 0 < min <= max")
-
 TRANSFORMS: dict[type, dict[str, Rule]] = {
     RandomCropFlip: {"size": SIDE, "padding": int_in(0, MAX_SIDE), "hflip": BOOLEAN},
-    RandomResizedCropFlip: {"size": SIDE, "scale": SCALE, "ratio": RATIO, "hflip": BOOLEAN},
+    RandomResizedCropFlip: {"size": SIDE, "scale": CROP_SCALE, "ratio": CROP_RATIO, "hflip": BOOLEAN},
     ResizeCenterCrop: {"resize": SIDE, "crop": SIDE},
     CenterCropOrPad: {"size": SIDE},
 }

@@ -54,6 +54,16 @@ def is_pair(value: Any) -> bool:
     return is_sequence(value) and len(value) == 2 and all(is_number(v) for v in value)
 
 
+def is_share_range(value: Any) -> bool:
+    """``[min, max]`` shares of a whole: 0 < min <= max <= 1."""
+    return is_pair(value) and 0 < value[0] <= value[1] <= 1
+
+
+def is_positive_range(value: Any) -> bool:
+    """``[min, max]`` with 0 < min <= max."""
+    return is_pair(value) and 0 < value[0] <= value[1]
+
+
 def show(value: Any) -> str:
     """A value as the user wrote it: containers plain, strings quoted, long values cut."""
     if isinstance(value, _config_containers()):
@@ -151,6 +161,8 @@ NON_NEGATIVE_NUMBER = Rule(lambda v: is_number(v) and v >= 0, "must be a number 
 NON_NEGATIVE_INT = Rule(lambda v: is_int(v) and v >= 0, "must be a non-negative integer")
 PROBABILITY = Rule(lambda v: is_number(v) and 0.0 <= v <= 1.0, "must be a probability in [0, 1]")
 SIDE = int_in(1, MAX_SIDE)
+CROP_SCALE = Rule(is_share_range, "must be [min, max] with 0 < min <= max <= 1")
+CROP_RATIO = Rule(is_positive_range, "must be [min, max] with 0 < min <= max")
 CHANNELS = Rule(
     lambda v: is_sequence(v) and len(v) == 3 and all(is_number(x) for x in v),
     "must be a list of 3 numbers, one per RGB channel",
@@ -194,13 +206,9 @@ MIXUP_ALPHA = Rule(lambda v: is_number(v) and v >= 0, "must be a number >= 0 (0 
 CUTMIX_ALPHA = Rule(lambda v: is_number(v) and v >= 0, "must be a number >= 0 (0 disables CutMix; 1 is usual on CIFAR)")
 MIX_MODE = one_of(MIX_MODES)
 ERASE_AREA = Rule(
-    lambda v: is_pair(v) and 0 < v[0] <= v[1] <= 1,
-    "must be [min, max] with 0 < min <= max <= 1 (shares of the image; timm: [0.02, 1/3])",
+    is_share_range, "must be [min, max] with 0 < min <= max <= 1 (shares of the image; timm: [0.02, 1/3])"
 )
-ERASE_RATIO = Rule(
-    lambda v: is_pair(v) and 0 < v[0] <= v[1],
-    "must be [min, max] with 0 < min <= max (aspect ratios; timm: [0.3, 1/0.3])",
-)
+ERASE_RATIO = Rule(is_positive_range, "must be [min, max] with 0 < min <= max (aspect ratios; timm: [0.3, 1/0.3])")
 ERASE_MODE = one_of(ERASE_MODES)
 ERASE_VIEW = one_of(ERASE_VIEWS)
 
