@@ -7,27 +7,38 @@ tables below, every argument is checked against the class's own parameters and a
 type and range, and anything else stops with one line that names the key. Evaluation builds its
 data (checkpoint or not) only through here.
 
-Each table row is a schema: ``{parameter: Rule}``. ``Rule`` is plain data (a predicate and the
-sentence the error shows), so a validation layer for the other config groups can reuse it.
+Each table row is a schema: ``{parameter: Rule}``, with the rules of ``augmix.rules``; the data
+module's row is the very table train.py checks its ``data`` node with (``augmix.config.DATA``).
 """
 
 from __future__ import annotations
 
 import inspect
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from augmix.config import DATASETS, validate_data
+from augmix.config import DATA
 from augmix.data import AugMixDataModule, CenterCropOrPad, RandomCropFlip, RandomResizedCropFlip, ResizeCenterCrop
-from augmix.data.batches import BAD_IMAGE_POLICIES
 from augmix.errors import ConfigError
-from augmix.rules import is_int, is_number, is_pair, is_scalar, show
+from augmix.rules import (
+    BOOLEAN,
+    CLASS_COUNT,
+    CROP_RATIO,
+    CROP_SCALE,
+    MAX_SIDE,
+    PLAIN,
+    SIDE,
+    Rule,
+    Rules,
+    check,
+    int_in,
+    show,
+)
 
-MAX_SIDE = 8192  # pixels; larger crops are a typo or an attempt to exhaust memory
 TORCHVISION_PREFIX = "torchvision:"
 # Names a registered architecture may have (timm allows a ".pretrained_tag"); no "hf-hub:" or
 # "local-dir:" sources, which would fetch or read files named by the config.
@@ -55,62 +66,16 @@ CHECKPOINT = Origin(
 )
 
 
-@dataclass(frozen=True)
-class Rule:
-    """A check of one argument: ``accepts(value)`` and the sentence shown when it fails."""
-
-    accepts: Callable[[Any], bool]
-    expected: str
-
-
-def int_in(low: int, high: int) -> Rule:
-    return Rule(lambda v: is_int(v) and low <= v <= high, f"must be an integer in {low}..{high}")
-
-
-BOOLEAN = Rule(lambda v: isinstance(v, bool), "must be true or false")
-TEXT = Rule(lambda v: isinstance(v, str), "must be a string")
-SIDE = int_in(1, MAX_SIDE)
-SCALE = Rule(lambda v: is_pair(v) and 0 < v[0] <= v[1] <= 1, "must be [min, max] with 0 < min <= max <= 1")
-RATIO = Rule(lambda v: is_pair(v) and 0 < v[0] <= v[1], "must be [min, max] with 0 < min <= max")
-CHANNELS = Rule(
-    lambda v: isinstance(v, (list, tuple)) and len(v) == 3 and all(is_number(x) for x in v),
-    "must be a list of 3 finite numbers, one per RGB channel",
-)
-PLAIN = Rule(
-    lambda v: is_scalar(v) or (isinstance(v, (list, tuple)) and all(is_scalar(x) for x in v)),
-    "must be a plain value (a number, string, boolean or null, or a list of them)",
-)
-
 TRANSFORMS: dict[type, dict[str, Rule]] = {
     RandomCropFlip: {"size": SIDE, "padding": int_in(0, MAX_SIDE), "hflip": BOOLEAN},
-    RandomResizedCropFlip: {"size": SIDE, "scale": SCALE, "ratio": RATIO, "hflip": BOOLEAN},
+    RandomResizedCropFlip: {"size": SIDE, "scale": CROP_SCALE, "ratio": CROP_RATIO, "hflip": BOOLEAN},
     ResizeCenterCrop: {"resize": SIDE, "crop": SIDE},
     CenterCropOrPad: {"size": SIDE},
 }
 TRANSFORM_KEYS = ("train_transform", "eval_transform")
-DATAMODULES: dict[type, dict[str, Rule]] = {
-    AugMixDataModule: {
-        "name": Rule(lambda v: v in DATASETS, f"must be one of {list(DATASETS)}"),
-        "root": TEXT,
-        "num_classes": int_in(2, 1_000_000),
-        "image_size": SIDE,
-        "mean": CHANNELS,
-        "std": CHANNELS,
-        "batch_size": int_in(1, 1 << 20),
-        "eval_batch_size": int_in(1, 1 << 20),
-        "num_workers": int_in(0, 1024),
-        "pin_memory": BOOLEAN,
-        "persistent_workers": BOOLEAN,
-        "drop_last": BOOLEAN,
-        "download": BOOLEAN,
-        "val_fraction": Rule(lambda v: is_number(v) and 0 <= v < 1, "must be a number in [0, 1)"),
-        "seed": int_in(0, 2**63 - 1),
-        "verify_files": BOOLEAN,
-        "on_bad_image": Rule(lambda v: v in BAD_IMAGE_POLICIES, f"must be one of {list(BAD_IMAGE_POLICIES)}"),
-    },
-}
+DATAMODULES: dict[type, dict[str, Rules]] = {AugMixDataModule: DATA}
 # Set by train.py from other config groups, never by a data node.
-NOT_DATA_KEYS = ("augmix", "val_corruptions")
+NOT_DATA_KEYS = ("training_views", "val_corruptions")
 
 
 def targets(cls: type) -> tuple[str, ...]:
@@ -141,7 +106,7 @@ def _plain(node: Any) -> Any:
     return dict(node) if isinstance(node, Mapping) else node
 
 
-def _arguments(cls: type, rules: Mapping[str, Rule], node: Mapping, key: str, origin: Origin, skip=()) -> dict:
+def _arguments(cls: type, rules: Mapping[str, Rules], node: Mapping, key: str, origin: Origin, skip=()) -> dict:
     """``node``'s arguments for ``cls`` (``_target_`` and ``skip`` left out), each checked."""
     parameters = inspect.signature(cls).parameters
     arguments = {}
@@ -151,9 +116,10 @@ def _arguments(cls: type, rules: Mapping[str, Rule], node: Mapping, key: str, or
         if name not in parameters or name in NOT_DATA_KEYS:
             known = [p for p in parameters if p not in NOT_DATA_KEYS]
             raise ConfigError(f"{origin.prefix}{key}.{name} is not a setting of {cls.__name__}; known: {known}")
-        rule = rules.get(name, PLAIN)  # a parameter without its own rule: plain values only
-        if not rule.accepts(value):
-            raise ConfigError(f"{origin.prefix}{key}.{name}={show(value)} is invalid: {rule.expected}")
+        try:
+            check(f"{key}.{name}", value, rules.get(name, PLAIN))  # a parameter without its own rule: plain values only
+        except ConfigError as error:
+            raise ConfigError(f"{origin.prefix}{error}") from None
         arguments[name] = list(value) if isinstance(value, tuple) else value
     required = [
         name for name, p in parameters.items()
@@ -181,11 +147,6 @@ def check_data(data: Any, origin: Origin = USER_CONFIG, key: str = "data") -> di
         if name not in data:
             raise ConfigError(f"{origin.prefix}{key} is missing {name}")
         build_transform(data[name], f"{key}.{name}", origin)
-    defaults = {n: p.default for n, p in inspect.signature(cls).parameters.items() if p.default is not inspect.Parameter.empty}
-    try:
-        validate_data({**defaults, **arguments})  # the ranges train.py checks (std > 0, ...)
-    except ConfigError as error:
-        raise ConfigError(f"{origin.prefix}{error}") from None
     return {**data, **arguments}
 
 
@@ -235,6 +196,6 @@ def check_backbone(
                 f"{prefix}.backbone_kwargs.{key}={show(value)} is invalid: must be a number, string, boolean, null, "
                 "or a list or mapping of them"
             )
-    if num_classes is not None and not int_in(2, 1_000_000).accepts(num_classes):
-        raise ConfigError(f"{prefix}.num_classes={show(num_classes)} is invalid: must be an integer >= 2")
+    if num_classes is not None and not CLASS_COUNT.accepts(num_classes):
+        raise ConfigError(f"{prefix}.num_classes={show(num_classes)} is invalid: {CLASS_COUNT.expected}")
     return backbone, dict(kwargs)

@@ -13,15 +13,13 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import importlib
 import inspect
 import math
 import typing
 from collections.abc import Mapping
 from typing import Any, Union
 
-from hydra._internal.utils import (
-    _locate,  # what instantiate uses; get_object also logs failures
-)
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError, MissingMandatoryValue
 
@@ -32,7 +30,8 @@ from augmix.errors import ConfigError
 KeySchema = Union[type, Mapping[str, Any]]
 
 
-def _fields(schema: KeySchema) -> dict[str, KeySchema | None]:
+def schema_fields(schema: KeySchema) -> dict[str, KeySchema | None]:
+    """The keys a schema allows, each with the schema of its subtree (None: open)."""
     if dataclasses.is_dataclass(schema):
         hints = typing.get_type_hints(schema)
         nested = {name: hint for name, hint in hints.items() if dataclasses.is_dataclass(hint)}
@@ -61,7 +60,7 @@ def unknown_key(path: str, candidates: list[str], prefix: str, owner: str, accep
 def check_known_keys(node: DictConfig, schema: KeySchema, prefix: str = "", owner: str | None = None) -> None:
     """Every key of ``node`` must be in ``schema``; subtrees with a schema of their own are checked
     in turn. ``prefix`` is the node's key path (``"augmix."``), ``owner`` how the message names it."""
-    fields = _fields(schema)
+    fields = schema_fields(schema)
     owner = owner or prefix.rstrip(".")
     for key in node.keys():
         if key not in fields:
@@ -90,10 +89,25 @@ def check_target_arguments(node: DictConfig | ListConfig, path: str = "") -> Non
             check_target_arguments(child, f"{path}.{key}" if path else str(key))
 
 
+def locate(path: str) -> Any:
+    """The object a dotted ``_target_`` names: the longest importable module prefix, then attributes
+    (how Hydra resolves it; ``hydra.utils.get_object`` would also log every miss)."""
+    parts = path.split(".")
+    for split in range(len(parts), 0, -1):
+        try:
+            found = importlib.import_module(".".join(parts[:split]))
+        except ImportError:
+            continue
+        for name in parts[split:]:
+            found = getattr(found, name)
+        return found
+    raise ImportError(f"cannot import {path}")
+
+
 def _check_arguments(node: DictConfig, path: str) -> None:
     target = node._target_
     try:
-        parameters = inspect.signature(_locate(target)).parameters
+        parameters = inspect.signature(locate(target)).parameters
     except (ImportError, AttributeError, ValueError, TypeError):
         return  # not importable, or a builtin without a signature: instantiating it will say so
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):

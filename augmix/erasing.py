@@ -16,9 +16,9 @@ import torch
 from torch import Tensor
 
 from augmix.mixing import box_masks
+from augmix.rules import ERASE_AREA, ERASE_MODE, ERASE_RATIO, PROBABILITY, check
 from augmix.tensors import to_device
 
-ERASE_MODES = ("const", "rand", "pixel")
 ATTEMPTS = 10  # candidate shapes per image, as in timm
 
 
@@ -82,8 +82,10 @@ class RandomErasing:
         mode: str = "const",
         first_view: int = 0,
     ) -> None:
-        if mode not in ERASE_MODES:
-            raise ValueError(f"mode must be one of {ERASE_MODES}, got {mode!r}")
+        for name, value, rule in (
+            ("prob", prob, PROBABILITY), ("area", area, ERASE_AREA), ("ratio", ratio, ERASE_RATIO), ("mode", mode, ERASE_MODE),
+        ):
+            check(name, value, rule)  # the rules of the augmix.erase config group
         self.prob, self.mode, self.first_view = float(prob), mode, first_view
         self.area, self.ratio = (float(area[0]), float(area[1])), (float(ratio[0]), float(ratio[1]))
 

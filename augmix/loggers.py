@@ -148,6 +148,10 @@ def start_wandb(config: DictConfig) -> WandbLogger:
     (a server that answers but refuses the key, or does not finish the handshake in time)."""
     import wandb
 
+    if is_global_rank_zero() and os.environ.get("WANDB_MODE") != "disabled":
+        # wandb applies WANDB_SILENT when it is set up, and wandb.init warns before setting itself up
+        # (about the "anonymous" argument WandbLogger always passes): set it up first
+        wandb.setup()
     settings = None if "WANDB_INIT_TIMEOUT" in os.environ else wandb.Settings(init_timeout=INIT_TIMEOUT_S)
     logger = instantiate(config, **({"settings": settings} if settings and "settings" not in config else {}))
     if config.get("offline"):
@@ -183,7 +187,11 @@ def build_loggers(config: DictConfig | None, resume_id: str | None = None) -> li
 
 
 def finish_wandb(loggers: list[Logger]) -> None:
-    """Close this run's wandb run, so the next job of a sweep (same process) starts its own."""
-    for logger in loggers:
-        if isinstance(logger, WandbLogger) and logger._experiment is not None:
-            logger.experiment.finish()
+    """Close this run's wandb run, so the next job of a sweep (same process) starts its own. A
+    WandbLogger's run is wandb's current run (``wandb.run``) once it has started; one never used
+    (offline, nothing logged) has none to close."""
+    if any(isinstance(logger, WandbLogger) for logger in loggers):
+        import wandb
+
+        if wandb.run is not None:
+            wandb.finish()

@@ -9,6 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from augmix.rules import JSD_WEIGHT, LABEL_SMOOTHING, check
+
 
 class LossParts(NamedTuple):
     """The total loss and its two terms, kept apart for logging."""
@@ -38,10 +40,8 @@ class JSDLoss(nn.Module):
 
     def __init__(self, weight: float = 12.0, label_smoothing: float = 0.0) -> None:
         super().__init__()
-        if weight < 0:
-            raise ValueError(f"JSD weight must be >= 0, got {weight}")
-        if not 0.0 <= label_smoothing < 1.0:
-            raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
+        check("weight", weight, JSD_WEIGHT)  # the rules the loss config group is checked with
+        check("label_smoothing", label_smoothing, LABEL_SMOOTHING)
         self.weight = float(weight)
         self.label_smoothing = float(label_smoothing)
 

@@ -21,10 +21,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from augmix.rules import CUTMIX_ALPHA, MIX_MODE, MIXUP_ALPHA, PROBABILITY, check
 from augmix.streams import sample_beta
 from augmix.tensors import to_device
-
-MIX_MODES = ("batch", "pair", "elem")
 
 
 @dataclass(frozen=True)
@@ -104,10 +103,13 @@ class MixUpCutMix:
         switch_prob: float = 0.5,
         mode: str = "batch",
     ) -> None:
-        if mixup_alpha <= 0 and cutmix_alpha <= 0:
+        for name, value, rule in (
+            ("mixup_alpha", mixup_alpha, MIXUP_ALPHA), ("cutmix_alpha", cutmix_alpha, CUTMIX_ALPHA),
+            ("prob", prob, PROBABILITY), ("switch_prob", switch_prob, PROBABILITY), ("mode", mode, MIX_MODE),
+        ):
+            check(name, value, rule)  # the rules of the augmix config group's mixing settings
+        if mixup_alpha == 0 and cutmix_alpha == 0:
             raise ValueError("MixUpCutMix needs mixup_alpha > 0 or cutmix_alpha > 0")
-        if mode not in MIX_MODES:
-            raise ValueError(f"mode must be one of {MIX_MODES}, got {mode!r}")
         self.mixup_alpha, self.cutmix_alpha, self.num_classes = float(mixup_alpha), float(cutmix_alpha), num_classes
         self.prob, self.switch_prob, self.mode = float(prob), float(switch_prob), mode
 

@@ -16,9 +16,11 @@ from torchmetrics import MaxMetric, MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
 import augmix.models  # noqa: F401  (registers the paper's CIFAR architectures in timm)
+from augmix.data.datamodule import VAL_CORRUPTED
 from augmix.errors import ConfigError
 from augmix.losses import JSDLoss
 from augmix.models.split_bn import convert_split_bn
+from augmix.schedules import global_batch_size, scaled_lr
 
 OptimizerFactory = Callable[..., Optimizer]
 SchedulerFactory = Callable[..., torch.optim.lr_scheduler.LRScheduler]
@@ -29,11 +31,14 @@ WANDB_RUN_ID_KEY = "wandb_run_id"  # lets a resumed run log into the same wandb 
 class AugMixModule(pl.LightningModule):
     """Trains ``timm.create_model(backbone)`` on AugMix batches.
 
-    With three views the loss is ``CE(clean) + weight * JS(clean, aug1, aug2)`` from one forward
-    pass over the concatenated 3B batch, so BatchNorm sees all views as in the paper. With one
-    view it is plain CE. ``lr_reference_batch`` scales the lr linearly with the global batch
-    (ImageNet recipe: 0.1 x batch / 256). ``split_bn`` gives the augmented views their own
-    auxiliary BatchNorm in training (keys ``*.aux_bn.*``); evaluation uses the clean BN.
+    ``num_views`` and ``jsd`` say what a training batch holds; they come from the same
+    ``TrainingViews`` as the DataModule's. With ``jsd`` (three views: clean, aug1, aug2) the loss is
+    ``CE(clean) + weight * JS(clean, aug1, aug2)`` from one forward pass over the concatenated 3B
+    batch, so BatchNorm sees all views as in the paper. Without, it is plain CE on the one view.
+    ``lr_reference_batch`` scales the lr linearly with the global batch (ImageNet recipe: 0.1 x
+    global batch / 256), which needs the per-process ``batch_size``. ``split_bn`` gives the
+    augmented views their own auxiliary BatchNorm in training (keys ``*.aux_bn.*``); evaluation
+    uses the clean BN.
     """
 
     def __init__(
@@ -49,14 +54,23 @@ class AugMixModule(pl.LightningModule):
         channels_last: bool = False,
         compile: bool = False,
         split_bn: bool = False,
+        num_views: int = 3,
+        jsd: bool = True,
+        batch_size: int | None = None,
     ) -> None:
         super().__init__()
+        if jsd and num_views < 2:
+            raise ConfigError(f"jsd=True needs the clean view and AugMix views in each batch, got num_views={num_views}")
+        if lr_reference_batch and batch_size is None:
+            raise ConfigError("model.lr_reference_batch scales the lr by the global batch: pass the per-process batch_size")
         # Plain containers only: checkpoints must load with torch.load(weights_only=True).
         backbone_kwargs = OmegaConf.to_container(backbone_kwargs) if isinstance(backbone_kwargs, DictConfig) else backbone_kwargs
         self.save_hyperparameters(ignore=["optimizer", "scheduler", "loss"], logger=False)
         self.net = timm.create_model(backbone, num_classes=num_classes, pretrained=pretrained, **(backbone_kwargs or {}))
         if split_bn:
-            convert_split_bn(self.net, num_views=3)
+            if not jsd:
+                raise ConfigError("model.split_bn=true needs clean and augmented views in each batch: set augmix.jsd=true")
+            convert_split_bn(self.net, num_views=num_views)
             if not any(name.endswith("aux_bn") for name, _ in self.net.named_modules()):
                 raise ConfigError(f"model.split_bn=true is invalid: {backbone} has no BatchNorm layers to split")
         self.loss = loss if loss is not None else JSDLoss()
@@ -91,11 +105,14 @@ class AugMixModule(pl.LightningModule):
     def training_step(self, batch: dict, batch_idx: int) -> Tensor:
         views: list[Tensor] = batch["views"]
         target: Tensor = batch["target"]
-        if self.hparams.split_bn and len(views) != 3:
-            raise ValueError(f"split_bn needs the (clean, aug1, aug2) triplet, got {len(views)} view(s): set augmix.jsd=true")
+        if len(views) != self.hparams.num_views:
+            raise ValueError(
+                f"the module was built for {self.hparams.num_views} view(s) per batch (jsd={self.hparams.jsd}), "
+                f"got {len(views)}: build the DataModule and the module from the same TrainingViews"
+            )
         logits = self(torch.cat(views) if len(views) > 1 else views[0])
         chunks = logits.split(len(views[0]))
-        clean, augmented = chunks[0], list(chunks[1:]) if len(views) == 3 else []
+        clean, augmented = chunks[0], list(chunks[1:]) if self.hparams.jsd else []
         parts = self.loss(clean, augmented, target)
         batch_size = len(target)
         self.train_acc(clean.detach(), target if target.dim() == 1 else target.argmax(dim=1))
@@ -118,7 +135,7 @@ class AugMixModule(pl.LightningModule):
 
     def validation_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0) -> None:
         logits, target, loss = self._evaluate(batch)
-        if dataloader_idx == 1:  # held-out corruptions of the validation split (equal-sized sets)
+        if batch.get("split") == VAL_CORRUPTED:  # held-out corruptions of the validation split (equal-sized sets)
             self.val_corrupted_acc.update(logits, target)
             return
         self.val_loss.update(loss, weight=len(target))
@@ -128,11 +145,11 @@ class AugMixModule(pl.LightningModule):
 
     def on_validation_epoch_end(self) -> None:
         acc = self.val_acc.compute()
-        if not self.trainer.sanity_checking:  # a few sanity batches are not the validation set
-            self.val_acc_best.update(acc)
         self.log("val/acc", acc, prog_bar=True)
         self.log("val/loss", self.val_loss.compute(), prog_bar=True)
-        self.log("val/acc_best", self.val_acc_best.compute())
+        if not self.trainer.sanity_checking:  # a few sanity batches are not the validation set
+            self.val_acc_best.update(acc)
+            self.log("val/acc_best", self.val_acc_best.compute())
         if self.val_acc5 is not None:
             self.log("val/acc5", self.val_acc5.compute())
             self.val_acc5.reset()
@@ -156,12 +173,12 @@ class AugMixModule(pl.LightningModule):
     # -------------------------------------------------------------------------- optimisation, state
 
     def configure_optimizers(self) -> dict:
-        lr = None
+        optimizer = self.optimizer_factory(params=self.parameters())
         if self.hparams.lr_reference_batch:
             trainer = self.trainer
-            global_batch = trainer.datamodule.batch_size * trainer.world_size * trainer.accumulate_grad_batches
-            lr = self.optimizer_factory.keywords["lr"] * global_batch / self.hparams.lr_reference_batch
-        optimizer = self.optimizer_factory(params=self.parameters(), **({"lr": lr} if lr else {}))
+            batch = global_batch_size(self.hparams.batch_size, trainer.world_size, trainer.accumulate_grad_batches)
+            for group in optimizer.param_groups:
+                group["lr"] = scaled_lr(group["lr"], batch, self.hparams.lr_reference_batch)
         if self.scheduler_factory is None:
             return {"optimizer": optimizer}
         total_steps = int(self.trainer.estimated_stepping_batches)

@@ -1,7 +1,8 @@
-"""Learning-rate schedules of the paper's recipes, stepped once per optimizer step.
+"""Learning rates: the global batch they scale with, and the paper's schedules.
 
-Each factory takes the optimizer plus the run's step counts, which are known only once the
-trainer has seen the data; configs pass them as ``_partial_`` callables.
+The schedules are stepped once per optimizer step. Each factory takes the optimizer plus the run's
+step counts, which are known only once the trainer has seen the data; configs pass them as
+``_partial_`` callables.
 """
 
 from __future__ import annotations
@@ -10,6 +11,19 @@ import math
 
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR
+
+
+def global_batch_size(batch_size: int, world_size: int = 1, accumulate_grad_batches: int = 1) -> int:
+    """Images per optimizer step over all processes: the per-process ``batch_size`` x processes x
+    accumulated batches. The one place the global batch is computed (lr scaling and the start-up
+    log both read it)."""
+    return batch_size * world_size * accumulate_grad_batches
+
+
+def scaled_lr(lr: float, global_batch: int, reference_batch: int | None) -> float:
+    """The linear scaling rule (Goyal et al., 2017): ``lr x global_batch / reference_batch``; ``lr``
+    itself without a reference (the CIFAR recipes)."""
+    return lr * global_batch / reference_batch if reference_batch else lr
 
 
 def cosine(optimizer: Optimizer, total_steps: int, steps_per_epoch: int, final_lr: float = 1e-6) -> LambdaLR:

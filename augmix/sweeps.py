@@ -8,18 +8,19 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import logging
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import yaml
-from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from augmix import extras
 from augmix.cli import EXIT_USER_ERROR
 from augmix.errors import ConfigError
 from augmix.files import write_text
@@ -29,10 +30,21 @@ SUMMARY_METRICS = ("val/acc", "val/loss", "val/acc_best", "val/corruption_error"
 
 
 def grid_jobs(overrides: list[str]) -> list[list[str]]:
-    """Expand command-line sweep overrides (``a=1,2 b=x,y``) into the override list of every job."""
-    parsed = OverridesParser.create().parse_overrides(overrides)
-    batches = BasicSweeper.split_arguments(parsed, max_batch_size=None)
-    return [job for batch in batches for job in batch]
+    """Expand command-line sweep overrides (``a=1,2 b=x,y``) into the override list of every job,
+    in the order Hydra's basic sweeper runs them (a key given twice keeps its last value)."""
+    choices: dict[str, list[str]] = {}
+    for override in OverridesParser.create().parse_overrides(overrides):
+        key = override.get_key_element()
+        if not override.is_sweep_override():
+            choices[key] = [f"{key}={override.get_value_element_as_str()}"]
+        elif override.is_discrete_sweep():
+            choices[key] = [f"{key}={value}" for value in override.sweep_string_iterator()]
+        else:
+            raise ConfigError(
+                f"{override.input_line} is not a list of values: a grid sweep runs lists (a=1,2 or range(1,4)); "
+                "intervals need a search sweeper (hparams_search=augmix_optuna)"
+            )
+    return [list(job) for job in itertools.product(*choices.values())]
 
 
 class SweepSummary(Callback):
@@ -51,12 +63,16 @@ class SweepSummary(Callback):
         from augmix.config import validate
         from augmix.training import check_multirun
 
-        Path(config.hydra.sweep.dir).mkdir(parents=True, exist_ok=True)  # e.g. for Optuna's SQLite study
         task_overrides = list(config.hydra.overrides.task)
-        if str(config.hydra.sweeper.get("_target_", "")).endswith("BasicSweeper"):
-            jobs = grid_jobs(task_overrides)
-        else:  # Optuna and friends sample their own values; check the fixed part of the config
-            jobs = [task_overrides]
+        try:
+            extras.check_sweep(config.hydra)  # a sweeper or launcher whose optional packages are missing
+            if str(config.hydra.sweeper.get("_target_", "")).endswith("BasicSweeper"):
+                jobs = grid_jobs(task_overrides)
+            else:  # Optuna and friends sample their own values; check the fixed part of the config
+                jobs = [task_overrides]
+        except ConfigError as error:
+            stop(str(error))
+        Path(config.hydra.sweep.dir).mkdir(parents=True, exist_ok=True)  # e.g. for Optuna's SQLite study
         local = str(config.hydra.launcher.get("_target_", "")).endswith("BasicLauncher")
         for number, job in enumerate(jobs):
             try:
@@ -65,9 +81,7 @@ class SweepSummary(Callback):
                 if local:
                     check_multirun(job_config)
             except ConfigError as error:
-                # Hydra only warns about exceptions raised in callbacks; exiting is what stops the sweep
-                print(f"Error: sweep job {number} ({' '.join(job)}): {error}", file=sys.stderr, flush=True)
-                sys.exit(EXIT_USER_ERROR)
+                stop(f"sweep job {number} ({' '.join(job)}): {error}")
 
     def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
         if config.hydra.mode is not None and str(config.hydra.mode).endswith("MULTIRUN"):
@@ -76,6 +90,12 @@ class SweepSummary(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         path = write_summary(Path(config.hydra.sweep.dir))
         log.info(f"sweep summary: {path}")
+
+
+def stop(message: str) -> NoReturn:
+    """Print the one-line error and exit: Hydra only warns about exceptions raised in callbacks."""
+    print(f"Error: {message}", file=sys.stderr, flush=True)
+    sys.exit(EXIT_USER_ERROR)
 
 
 def _read_job_file(path: Path, parse: Any, expected: type) -> Any:

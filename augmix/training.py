@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +23,7 @@ from augmix import interrupts
 from augmix.callbacks import METRICS_FILE, read_metrics
 from augmix.callbacks.reliability import DivergenceError
 from augmix.config import validate
-from augmix.data import AugMixDataModule
+from augmix.data import AugMixDataModule, TrainingViews
 from augmix.environment import is_externally_launched, is_global_rank_zero
 from augmix.errors import AugMixError, CheckpointError, ConfigError
 from augmix.evaluation import check_evaluate_after_fit, evaluate_after_fit
@@ -37,9 +39,51 @@ from augmix.fingerprint import (
 )
 from augmix.loggers import build_loggers, finish_wandb
 from augmix.module import CONFIG_KEY, WANDB_RUN_ID_KEY, AugMixModule
+from augmix.schedules import global_batch_size, scaled_lr
 
 log = logging.getLogger(__name__)
 POST_FIT_KEY = "post_fit"  # in metrics.json: the post-fit steps (test, evaluate_after_fit) that finished
+
+# What libraries print during a run that a user of this project cannot act on, each with the reason
+# it says nothing here. Everything else (real warnings included) is left alone.
+QUIET_WARNINGS = (
+    # mid-epoch resumption is exact here: the DataModule skips the batches already trained
+    r".*resuming from a checkpoint that ended before the epoch ended",
+    # Lightning 2.6's own use of torch's pytree API
+    r".*isinstance\(treespec, LeafSpec\)` is deprecated",
+    # the epoch means of the loss terms and the training accuracy are logged whatever the interval
+    r"The number of training batches \(\d+\) is smaller than the logging interval",
+    # the first checkpoint callback is the best-by-val/acc one by design (the second keeps last.ckpt)
+    r"`\.test\(ckpt_path=\"best\"\)` is called with Trainer configured with multiple `ModelCheckpoint` callbacks",
+)
+QUIET_WHEN_RESUMING = r"Checkpoint directory .* exists and is not empty"  # it holds the checkpoint resumed from
+QUIET_INFO = (
+    "TPU available: False",  # no TPU is no news (Lightning says so when one is available but unused)
+    "HPU available: False",
+    "💡 Tip:",  # advertising
+    "Loading `train_dataloader` to estimate number of stepping batches",
+    "Trainer already configured with model summary callbacks",  # augmix.callbacks.ModelSummary, configured
+)
+
+
+class _QuietInfo(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(QUIET_INFO)
+
+
+@contextlib.contextmanager
+def quiet_library_noise(resuming: bool) -> Iterator[None]:
+    """Leave out the lines in ``QUIET_WARNINGS`` and ``QUIET_INFO`` while the trainer is built and runs."""
+    lightning = logging.getLogger("pytorch_lightning.utilities.rank_zero")  # where rank_zero_info logs
+    quiet = _QuietInfo()
+    with warnings.catch_warnings():
+        for message in (*QUIET_WARNINGS, *((QUIET_WHEN_RESUMING,) if resuming else ())):
+            warnings.filterwarnings("ignore", message=message)
+        lightning.addFilter(quiet)
+        try:
+            yield
+        finally:
+            lightning.removeFilter(quiet)
 
 
 def build_callbacks(config: DictConfig | None, has_logger: bool) -> list[Callback]:
@@ -177,6 +221,37 @@ def instantiate_node(node: DictConfig, **kwargs: Any) -> Any:
         raise
 
 
+def build_datamodule(cfg: DictConfig, views: TrainingViews | None = None) -> AugMixDataModule:
+    """The DataModule of a validated training config, fed by ``views`` (built from ``cfg.augmix``
+    when not given)."""
+    views = views or TrainingViews.from_settings(cfg.augmix, cfg.data.num_classes)
+    return instantiate_node(cfg.data, training_views=views, seed=cfg.seed, val_corruptions=cfg.get("val_corruptions"))
+
+
+def build_model(cfg: DictConfig, views: TrainingViews | None = None) -> AugMixModule:
+    """The LightningModule of a validated training config: told what each batch holds by the same
+    ``views`` as the DataModule, and the per-process batch size its lr scaling needs."""
+    views = views or TrainingViews.from_settings(cfg.augmix, cfg.data.num_classes)
+    return instantiate_node(
+        cfg.model, loss=instantiate_node(cfg.loss), num_views=views.num_views, jsd=views.jsd,
+        batch_size=cfg.data.batch_size,
+    )
+
+
+def log_learning_rate(cfg: DictConfig, trainer: pl.Trainer) -> None:
+    """One line, when the lr scales with the global batch: what the global batch and lr are."""
+    reference = cfg.model.get("lr_reference_batch")
+    if not reference or not trainer.is_global_zero:
+        return
+    batch = global_batch_size(cfg.data.batch_size, trainer.world_size, trainer.accumulate_grad_batches)
+    base = cfg.model.optimizer.lr
+    log.info(
+        f"global batch {batch} ({cfg.data.batch_size} per process x {trainer.world_size} process(es) x "
+        f"{trainer.accumulate_grad_batches} accumulated); lr {scaled_lr(base, batch, reference):.4g} "
+        f"= {base:g} x {batch} / {reference} (model.lr_reference_batch)"
+    )
+
+
 def pending_post_fit(cfg: DictConfig, metrics: dict[str, Any]) -> list[str]:
     """The post-fit steps this command asks for that ``metrics`` (of a finished run) do not record as
     done on its final weights: a run stopped during its test or robustness evaluation, or re-run
@@ -269,45 +344,50 @@ def _train(cfg: DictConfig) -> dict[str, Any]:
         log.info(f"resuming from {ckpt_path}")
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
 
-    datamodule: AugMixDataModule = instantiate_node(
-        cfg.data, augmix=cfg.augmix, seed=cfg.seed, val_corruptions=cfg.get("val_corruptions")
-    )
+    views = TrainingViews.from_settings(cfg.augmix, cfg.data.num_classes)  # what both modules are told
+    datamodule = build_datamodule(cfg, views)
     if is_global_rank_zero():
         datamodule.prepare_data()  # fail now, not after the model is built, if data is missing
 
-    model: AugMixModule = instantiate_node(cfg.model, loss=instantiate_node(cfg.loss))
+    model = build_model(cfg, views)
     model.run_config = run_config
 
     loggers = build_loggers(cfg.get("logger"), resume_id=metadata.get("wandb_run_id"))
+    try:
+        with quiet_library_noise(resuming=ckpt_path is not None):
+            return _fit(cfg, output_dir, steps, datamodule, model, loggers, ckpt_path)
+    finally:
+        finish_wandb(loggers)
+
+
+def _fit(
+    cfg: DictConfig, output_dir: Path, steps: list[str], datamodule: AugMixDataModule, model: AugMixModule,
+    loggers: list, ckpt_path: str | None,
+) -> dict[str, Any]:
+    """Fit (or resume), then run the post-fit ``steps``; returns the final metrics."""
     callbacks = build_callbacks(cfg.get("callbacks"), has_logger=bool(loggers))
     trainer: pl.Trainer = instantiate_node(
         cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()]
     )
+    log_learning_rate(cfg, trainer)
     for logger in loggers:
         logger.log_hyperparams(model.run_config)
-
-    try:
-        with warnings.catch_warnings():
-            # mid-epoch resumption is exact here: the DataModule skips the batches already trained
-            warnings.filterwarnings("ignore", message=".*resuming from a checkpoint that ended before the epoch ended.*")
-            trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
-        # metrics.json carries figures from before a resume; this process's own metrics override them
-        metrics = {**read_metrics(output_dir / METRICS_FILE), **{k: float(v) for k, v in trainer.callback_metrics.items()}}
-        trained = f"training is finished and saved in {output_dir / 'checkpoints'}"
-        if "test=true" in steps:
-            stop_between_steps(trainer, f"{trained}; the test run did not start", "run the test")
-            trainer.test(model, datamodule=datamodule, ckpt_path="best", weights_only=True)
-            figures = {name: float(value) for name, value in trainer.callback_metrics.items() if name.startswith("test/")}
-            metrics.update(figures)
-            record_post_fit(trainer, output_dir, figures, {"test": True})
-        if "evaluate_after_fit" in steps:
-            if trainer.is_global_zero:  # the only rank that evaluates
-                interrupts.stop_if_requested(f"{trained}; the robustness evaluation did not start", "run it")
-            figures = evaluate_after_fit(cfg, trainer)  # robustness reports
-            metrics.update(figures)
-            record_post_fit(trainer, output_dir, figures, {"evaluate_after_fit": _plain(cfg.evaluate_after_fit)})
-    finally:
-        finish_wandb(loggers)
+    trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+    # metrics.json carries figures from before a resume; this process's own metrics override them
+    metrics = {**read_metrics(output_dir / METRICS_FILE), **{k: float(v) for k, v in trainer.callback_metrics.items()}}
+    trained = f"training is finished and saved in {output_dir / 'checkpoints'}"
+    if "test=true" in steps:
+        stop_between_steps(trainer, f"{trained}; the test run did not start", "run the test")
+        trainer.test(model, datamodule=datamodule, ckpt_path="best", weights_only=True)
+        figures = {name: float(value) for name, value in trainer.callback_metrics.items() if name.startswith("test/")}
+        metrics.update(figures)
+        record_post_fit(trainer, output_dir, figures, {"test": True})
+    if "evaluate_after_fit" in steps:
+        if trainer.is_global_zero:  # the only rank that evaluates
+            interrupts.stop_if_requested(f"{trained}; the robustness evaluation did not start", "run it")
+        figures = evaluate_after_fit(cfg, trainer)  # robustness reports
+        metrics.update(figures)
+        record_post_fit(trainer, output_dir, figures, {"evaluate_after_fit": _plain(cfg.evaluate_after_fit)})
     return metrics
 
 

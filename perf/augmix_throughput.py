@@ -43,7 +43,8 @@ import torch
 import torchvision
 from PIL import Image
 
-from augmix.data.datamodule import AugMixDataModule
+from augmix.augment import AugMix
+from augmix.data.datamodule import AugMixDataModule, TrainingViews
 from augmix.files import strict_json
 from augmix.profiling import PeakMemory
 
@@ -75,7 +76,7 @@ def datamodule(size: int, placement: str, all_ops: bool) -> AugMixDataModule:
     return AugMixDataModule(
         name="cifar10", root=".", num_classes=10, image_size=size, mean=MEAN, std=STD,
         train_transform=lambda image, g: image, eval_transform=lambda image, g: image,
-        augmix={"placement": placement, "all_ops": all_ops}, num_workers=0, seed=0,
+        training_views=TrainingViews(AugMix(all_ops=all_ops), jsd=True, placement=placement), num_workers=0, seed=0,
     )
 
 

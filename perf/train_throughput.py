@@ -27,12 +27,12 @@ from pathlib import Path
 import timm
 import torch
 from hydra import compose, initialize_config_dir
-from hydra.utils import instantiate
 
-import augmix  # noqa: F401  (registers the CIFAR models and config schemas)
+import augmix.config  # noqa: F401  (registers the config schemas)
 from augmix.data.datamodule import AugMixDataModule
 from augmix.files import strict_json
 from augmix.losses import JSDLoss
+from augmix.training import build_datamodule
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -48,7 +48,7 @@ def datamodule(args: argparse.Namespace, placement: str) -> AugMixDataModule:
     ]
     with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
         cfg = compose("train", overrides=overrides)
-    module: AugMixDataModule = instantiate(cfg.data, augmix=cfg.augmix, seed=0)
+    module: AugMixDataModule = build_datamodule(cfg)
     module.setup("fit")
     return module
 

@@ -11,7 +11,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from PIL import Image
 
-import augmix  # noqa: F401  (registers schemas and models)
+import augmix.config  # noqa: F401  (registers the config schemas that compose_train needs)
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = str(ROOT / "configs")

@@ -12,12 +12,12 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 from hydra import compose, initialize_config_dir
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 
-import augmix  # noqa: F401  (registers models and config schemas)
+import augmix.config  # noqa: F401  (registers the config schemas)
 from augmix.data.sources import load_digits
+from augmix.training import build_model
 
 CONFIGS = str(Path(__file__).resolve().parents[1] / "configs")
 
@@ -67,7 +67,7 @@ def lightning_checkpoint(path: Path, overrides: list[str] = ()) -> Path:
     """A genuine train.py checkpoint (Lightning's own writer) of the quickstart model, untrained."""
     cfg = compose_config("train", ["experiment=quickstart", f"paths.output_dir={path.parent}", *overrides])
     torch.manual_seed(0)
-    model = instantiate(cfg.model, loss=instantiate(cfg.loss))
+    model = build_model(cfg)
     model.run_config = OmegaConf.to_container(cfg, resolve=True)
     trainer = pl.Trainer(
         logger=False,

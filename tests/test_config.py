@@ -9,11 +9,14 @@ from hydra.errors import ConfigCompositionException
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
+from augmix import AugMix
 from augmix.config import validate
+from augmix.erasing import RandomErasing
 from augmix.errors import ConfigError
 from augmix.losses import JSDLoss
+from augmix.mixing import MixUpCutMix
 from augmix.module import AugMixModule
-from augmix.training import build_callbacks
+from augmix.training import build_callbacks, build_datamodule, build_model
 from tests.conftest import ROOT, compose_train
 
 EXPERIMENTS = sorted(p.stem for p in (ROOT / "configs" / "experiment").glob("*.yaml"))
@@ -56,11 +59,11 @@ def test_paper_recipes(experiment, expected):
 def test_every_experiment_composes_validates_and_instantiates(experiment, tmp_path: Path):
     cfg = compose_train(f"experiment={experiment}", f"paths.output_dir={tmp_path}", "logger=csv")
     validate(cfg)
-    data = instantiate(cfg.data, augmix=cfg.augmix, seed=cfg.seed)
+    data = build_datamodule(cfg)
     assert data.num_classes == cfg.data.num_classes
-    loss = instantiate(cfg.loss)
-    assert isinstance(loss, JSDLoss)
-    assert isinstance(instantiate(cfg.model, loss=loss), AugMixModule)
+    model = build_model(cfg)
+    assert isinstance(model, AugMixModule) and isinstance(model.loss, JSDLoss)
+    assert (model.hparams.num_views, model.hparams.jsd) == (data.views.num_views, data.views.jsd) == (3, True)
     callbacks = build_callbacks(cfg.callbacks, has_logger=True)
     assert {type(c).__name__ for c in callbacks} >= {"ModelCheckpoint", "AugMixSamples", "MetricsJSON"}
     trainer_cfg = OmegaConf.to_container(cfg.trainer)
@@ -174,3 +177,41 @@ def test_split_bn_on_a_model_without_batchnorm_is_refused():
     cfg = compose_train("model.split_bn=true", "model.backbone=convnext_atto")
     with pytest.raises(ConfigError, match="has no BatchNorm layers"):
         instantiate_node(cfg.model, loss=instantiate(cfg.loss))
+
+
+def test_a_logger_whose_optional_packages_are_missing_is_refused_with_the_install_line(monkeypatch):
+    from augmix import extras
+
+    monkeypatch.setattr(extras, "_installed", lambda module: module not in ("tensorboard", "tensorboardX"))
+    with pytest.raises(ConfigError) as error:
+        validate(compose_train("logger=tensorboard"))
+    assert str(error.value) == (
+        "logger=tensorboard needs the optional 'tensorboard' packages (tensorboard or tensorboardX not installed): "
+        'pip install -e ".[tensorboard]"'
+    )
+    validate(compose_train("logger=csv"))
+
+
+@pytest.mark.parametrize(
+    "override, build",
+    [
+        ("augmix.severity=11", lambda: AugMix(severity=11)),
+        ("augmix.depth=0", lambda: AugMix(depth=0)),
+        ("augmix.fill=300", lambda: AugMix(fill=300)),
+        ("loss.label_smoothing=1.0", lambda: JSDLoss(label_smoothing=1.0)),
+        ("augmix.mix_mode=pairs", lambda: MixUpCutMix(1.0, 0.0, 10, mode="pairs")),
+        ("augmix.erase.area=[0.5,0.1]", lambda: RandomErasing(0.5, area=(0.5, 0.1))),
+    ],
+)
+def test_the_classes_for_your_own_code_refuse_what_the_config_refuses_in_the_same_words(override, build):
+    with pytest.raises(ConfigError) as from_config:
+        validate(compose_train(override))
+    with pytest.raises(ConfigError) as from_code:
+        build()
+    assert str(from_code.value).split(" is invalid: ")[1] == str(from_config.value).split(" is invalid: ")[1]
+
+
+def test_a_multi_process_trainer_must_leave_sharding_to_the_keyed_sampler():
+    with pytest.raises(ConfigError, match=r"^trainer.use_distributed_sampler=True is invalid: must be false"):
+        validate(compose_train("trainer=ddp_cpu", "trainer.use_distributed_sampler=true"))
+    validate(compose_train("trainer.use_distributed_sampler=true"))  # one process: nothing to replace

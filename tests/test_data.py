@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra.utils import instantiate
 
 from augmix.data import AugMixDataModule, RandomCropFlip, RandomResizedCropFlip, ResizeCenterCrop, sources
 from augmix.data.batches import KeyedBatchSampler
 from augmix.errors import DataError
 from augmix.streams import keyed_generator
+from augmix.training import build_datamodule
 from tests.conftest import compose_train, write_cifar100
 
 # ------------------------------------------------------------------------------------------ sources
@@ -150,7 +150,7 @@ def test_sampler_shards_across_ranks():
 
 def digits_module(**augmix) -> AugMixDataModule:
     cfg = compose_train("experiment=quickstart", *(f"augmix.{k}={v}" for k, v in augmix.items()))
-    module: AugMixDataModule = instantiate(cfg.data, augmix=cfg.augmix, seed=cfg.seed)
+    module: AugMixDataModule = build_datamodule(cfg)
     module.setup("fit")
     return module
 
@@ -233,19 +233,19 @@ def test_preview_shows_exactly_the_first_training_batch():
 
 
 def test_cifar_datamodule_reads_the_fixture_and_checks_class_count(cifar10_root):
-    cfg = compose_train(f"data.root={cifar10_root}", "data.download=false", "data.num_workers=0", "data.batch_size=16")
-    module = instantiate(cfg.data, augmix=cfg.augmix, seed=0)
+    cfg_overrides = (f"data.root={cifar10_root}", "data.download=false", "data.num_workers=0", "data.batch_size=16")
+    module = build_datamodule(compose_train(*cfg_overrides))
     module.setup("fit")
     batch = module.finish_batch(first_batch(module), training=True)
     assert [v.shape for v in batch["views"]] == [(16, 3, 32, 32)] * 3
-    wrong = instantiate(cfg.data, augmix=cfg.augmix, seed=0, num_classes=100)
+    wrong = build_datamodule(compose_train(*cfg_overrides, "data.num_classes=100"))
     with pytest.raises(DataError, match="num_classes"):
         wrong.setup("fit")
 
 
 def test_val_fraction_holds_out_a_fixed_part_of_training(cifar10_root):
     cfg = compose_train(f"data.root={cifar10_root}", "data.download=false", "data.val_fraction=0.25")
-    module = instantiate(cfg.data, augmix=cfg.augmix, seed=0)
+    module = build_datamodule(cfg)
     module.setup("fit")
     train, val = module.source("train"), module.source("val")
     assert len(train) == 45 and len(val) == 15
@@ -253,8 +253,11 @@ def test_val_fraction_holds_out_a_fixed_part_of_training(cifar10_root):
 
 
 def test_imagenet_layout_datamodule(image_folder_root):
-    cfg = compose_train("experiment=imagenet_resnet50", f"data.root={image_folder_root}", "data.num_workers=0", "data.batch_size=4")
-    module = instantiate(cfg.data, augmix=cfg.augmix, seed=0, num_classes=3)
+    cfg = compose_train(
+        "experiment=imagenet_resnet50", f"data.root={image_folder_root}", "data.num_workers=0", "data.batch_size=4",
+        "data.num_classes=3",
+    )
+    module = build_datamodule(cfg)
     module.setup("fit")
     batch = module.finish_batch(first_batch(module), training=True)
     assert [tuple(v.shape) for v in batch["views"]] == [(4, 3, 224, 224)] * 3
@@ -264,6 +267,6 @@ def test_imagenet_layout_datamodule(image_folder_root):
 
 def test_missing_image_folder_gives_a_clear_error(tmp_path: Path):
     cfg = compose_train("experiment=imagenet_resnet50", f"data.root={tmp_path}")
-    module = instantiate(cfg.data, augmix=cfg.augmix, seed=0)
+    module = build_datamodule(cfg)
     with pytest.raises(DataError, match="train"):
         module.prepare_data()

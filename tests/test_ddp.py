@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra.utils import instantiate
 
 from augmix.data.batches import AugMixViews
 from augmix.module import CONFIG_KEY
+from augmix.training import build_datamodule, build_model
 from tests.conftest import ROOT, compose_train
 from tests.test_ops import natural_images
 
@@ -30,9 +30,9 @@ def validation_accuracy(checkpoint: Path) -> float:
     """Accuracy of a checkpoint over the whole validation split, in one process."""
     state = torch.load(checkpoint, map_location="cpu", weights_only=True)
     cfg = compose_train(*QUICK)
-    data = instantiate(cfg.data, augmix=cfg.augmix, seed=cfg.seed)
+    data = build_datamodule(cfg)
     data.setup("validate")
-    model = instantiate(cfg.model, loss=instantiate(cfg.loss))
+    model = build_model(cfg)
     model.load_state_dict(state["state_dict"])
     model.eval()
     correct = total = 0
@@ -83,7 +83,7 @@ def test_two_processes_match_one_process_with_the_same_global_batch(tmp_path):
     singles = [accuracy(f"single{seed}") for seed in seeds]
     mean = sum(singles) / len(singles)
     cfg = compose_train("experiment=quickstart")
-    module = instantiate(cfg.data, augmix=cfg.augmix, seed=cfg.seed)
+    module = build_datamodule(cfg)
     module.setup("fit")
     standard_error = (mean * (1 - mean) / len(module.source("val"))) ** 0.5
     tolerance = max(2 * (max(singles) - min(singles)), 3 * standard_error)

@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from hydra.utils import instantiate
 from timm.data.mixup import mixup_target, rand_bbox
 
 from augmix.data import AugMixDataModule
 from augmix.losses import JSDLoss
 from augmix.mixing import MixUpCutMix, box_masks, cutmix_boxes, mix_targets
 from augmix.streams import MIX_STREAM, keyed_generator
+from augmix.training import build_datamodule
 from tests.conftest import compose_train
 
 B, C, H, W, CLASSES = 8, 3, 16, 20, 5
@@ -164,7 +164,7 @@ def test_label_smoothing_of_mixed_targets_equals_timms_smoothing_before_mixing()
 
 def digits_module(*overrides: str) -> AugMixDataModule:
     cfg = compose_train("experiment=quickstart", *overrides)
-    module: AugMixDataModule = instantiate(cfg.data, augmix=cfg.augmix, seed=cfg.seed)
+    module: AugMixDataModule = build_datamodule(cfg)
     module.setup("fit")
     module.train_dataloader()
     return module
@@ -176,7 +176,7 @@ def finished(module: AugMixDataModule) -> dict:
 
 def test_with_mixing_off_batches_are_unchanged_and_targets_are_class_indices():
     module = digits_module()
-    assert module.mixer is None and module.eraser is None
+    assert module.views.mixer is None and module.views.eraser is None
     raw = next(iter(module.train_dataloader()))
     expected = [module.normalize(raw["image"]), *raw["views"]]  # the workers' AugMix views come normalised
     batch = module.finish_batch(raw, training=True)
@@ -190,7 +190,7 @@ def test_mixing_in_the_data_module_for_both_placements(placement):
     module = digits_module(f"augmix.placement={placement}", "augmix.cutmix.alpha=1.0", "augmix.mix_mode=elem")
     batch = finished(module)
     assert batch["target"].shape == (64, 10) and torch.allclose(batch["target"].sum(1), torch.ones(64))
-    params = module.mixer.sample(64, 32, 32, keyed_generator(module.seed, MIX_STREAM, 0, 0, 0))  # the batch's draw
+    params = module.views.mixer.sample(64, 32, 32, keyed_generator(module.seed, MIX_STREAM, 0, 0, 0))  # the batch's draw
     inside = box_masks(params.boxes, 32, 32, torch.device("cpu")) & params.cutmix.view(-1, 1, 1, 1)
     assert inside.any() and (~inside).any()
     for mixed, view in zip(batch["views"], plain["views"]):  # one box per image, the same in all three views

@@ -14,18 +14,18 @@ from augmix import AugMix
 from augmix.augment.ops import DEFAULT_OPS, OPS
 from augmix.augment.transform import NO_OP
 from augmix.data.batches import AugMixViews, Normalize
-from augmix.data.datamodule import AugMixDataModule
+from augmix.data.datamodule import AugMixDataModule, TrainingViews
 from tests.test_ops import natural_images
 
 MEAN, STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
 
 
-def datamodule(size: int = 32, **augmix) -> AugMixDataModule:
-    """A DataModule without data: only its batch finishing is exercised."""
+def datamodule(size: int = 32, placement: str = "auto", **augmix) -> AugMixDataModule:
+    """A DataModule without data, making JSD triplets: only its batch finishing is exercised."""
     return AugMixDataModule(
         name="cifar10", root=".", num_classes=10, image_size=size, mean=MEAN, std=STD,
         train_transform=lambda image, g: image, eval_transform=lambda image, g: image,
-        augmix=augmix, num_workers=0, seed=3,
+        training_views=TrainingViews(AugMix(**augmix), jsd=True, placement=placement), num_workers=0, seed=3,
     )
 
 
@@ -43,7 +43,7 @@ def test_device_placement_on_cpu_gives_shaped_normalised_triplets():
     assert all(v.shape == (10, 3, 32, 32) and v.dtype == torch.float32 for v in (clean, aug1, aug2))
     mean, std = torch.tensor(MEAN).view(1, 3, 1, 1), torch.tensor(STD).view(1, 3, 1, 1)
     assert torch.allclose(clean * std + mean, images.float() / 255, atol=1e-6)
-    expected = AugMixViews(module.build_augmix(), 2, module.seed)(images, 2, 5)
+    expected = AugMixViews(module.views.augmix, 2, module.seed)(images, 2, 5)
     for view, mixed in zip((aug1, aug2), expected):
         assert torch.allclose(view * std + mean, mixed, atol=1e-6)
         assert (mixed >= 0).all() and (mixed <= 1).all()

@@ -13,6 +13,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
+from augmix.errors import ConfigError
 from augmix.sweeps import grid_jobs
 from tests.conftest import CONFIGS, ROOT
 
@@ -79,6 +80,30 @@ def test_an_unknown_override_fails_in_the_parent(tmp_path):
     result = multirun(sweep, *TINY, "augmix.sevrity=1,3", cwd=tmp_path)
     assert result.returncode != 0 and "sevrity" in result.stderr
     assert not (sweep / "0").exists()
+
+
+def test_grid_expansion_keeps_the_last_value_of_a_repeated_key_and_refuses_intervals():
+    assert grid_jobs(["seed=0,1", "augmix.width=2", "seed=5"]) == [["seed=5", "augmix.width=2"]]
+    with pytest.raises(ConfigError, match=r"^augmix.alpha=interval\(0.1, 1.0\) is not a list of values"):
+        grid_jobs(["augmix.alpha=interval(0.1, 1.0)"])
+
+
+def test_optuna_search_without_the_optuna_extra_says_what_to_install(tmp_path):
+    """``pip install -e .`` leaves the Optuna stack out: the search stops before any job with one
+    line naming the extra (simulated by hiding the installed packages)."""
+    sweep = tmp_path / "optuna"
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "tests" / "without_packages.py"), "optuna,hydra_plugins.hydra_optuna_sweeper",
+         str(ROOT / "train.py"), "-m", f"hydra.sweep.dir={sweep}", "hparams_search=augmix_optuna", *TINY],
+        cwd=tmp_path, env={**os.environ, "WANDB_MODE": "disabled"},
+        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert result.stderr == (
+        "Error: hparams_search=augmix_optuna (Hydra's Optuna sweeper) needs the optional 'optuna' packages "
+        "(optuna, hydra_plugins.hydra_optuna_sweeper not installed): pip install -e \".[optuna]\"\n"
+    )
+    assert not sweep.exists()
 
 
 def test_optuna_search_runs_trials_on_held_out_corruptions_and_continues(tmp_path):

@@ -6,14 +6,18 @@ import json
 import os
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 
 import pytest
+import pytorch_lightning as pl
 import timm
 import torch
 from PIL import Image
 
-from augmix.module import CONFIG_KEY
+from augmix.errors import ConfigError
+from augmix.module import CONFIG_KEY, AugMixModule
+from augmix.schedules import global_batch_size, scaled_lr
 from augmix.training import train
 from tests.conftest import ROOT, compose_train
 
@@ -45,6 +49,13 @@ def test_quickstart_run_writes_checkpoints_metrics_samples_and_offline_wandb(tmp
     assert config["data"]["mean"] == [0.5, 0.5, 0.5]
     assert list((out / "wandb").glob("offline-run-*")), "without an API key wandb must log offline"
     assert "wandb sync" in result.stdout
+    output = result.stdout + result.stderr
+    noise = (
+        "MaxMetric was called before the ``update`` method", "Total FLOPs", "LeafSpec", "anonymous setting",
+        "TPU available", "Tip:", "smaller than the logging interval", "to estimate number of stepping batches",
+        "Warning",
+    )
+    assert [line for line in output.splitlines() if any(n in line for n in noise)] == []
 
 
 def test_config_errors_print_one_line_and_no_traceback(tmp_path):
@@ -66,7 +77,7 @@ def fit(tmp_path: Path, *overrides: str) -> dict:
     return train(cfg)
 
 
-def test_resume_from_last_checkpoint_continues_the_run(tmp_path):
+def test_resume_from_last_checkpoint_continues_the_run(tmp_path, recwarn):
     limits = ("+trainer.limit_train_batches=2", "+trainer.limit_val_batches=1", "model/scheduler=constant")  # extendable
     fit(tmp_path, *limits, "trainer.max_epochs=1")
     first = json.loads((tmp_path / "metrics.json").read_text())
@@ -74,6 +85,8 @@ def test_resume_from_last_checkpoint_continues_the_run(tmp_path):
     fit(tmp_path, *limits, "trainer.max_epochs=2", f"ckpt_path={tmp_path / 'checkpoints' / 'last.ckpt'}")
     resumed = json.loads((tmp_path / "metrics.json").read_text())
     assert resumed["epoch"] == 1 and resumed["global_step"] == 4
+    # resuming reads the run's own checkpoint folder: that it is not empty is no news
+    assert not [w for w in recwarn if "exists and is not empty" in str(w.message)]
 
 
 @pytest.mark.parametrize("overrides", [("augmix.jsd=false",), ("augmix.enabled=false",)])
@@ -94,3 +107,39 @@ def test_torch_compile_option_trains_and_keeps_plain_checkpoint_keys(tmp_path):
     plain = timm.create_model("cifar_wrn16_1", num_classes=10).state_dict()
     assert {k for k in state if k.startswith("net.")} == {f"net.{k}" for k in plain}
     assert not any("_orig_mod" in key for key in state)
+
+
+# ------------------------------------------------------------------- what the LightningModule is told
+
+
+def module(**kwargs) -> AugMixModule:
+    return AugMixModule("cifar_wrn16_1", 10, optimizer=partial(torch.optim.SGD, lr=0.1), **kwargs)
+
+
+def test_held_out_corruptions_are_recognised_by_the_split_the_batch_names_not_by_loader_order():
+    model = module()
+    images, target = torch.rand(4, 3, 32, 32), torch.arange(4)
+    model.validation_step({"views": [images], "target": target, "split": "val_corrupted"}, 0, dataloader_idx=0)
+    assert model.val_corrupted_acc.update_called and not model.val_acc.update_called
+    model.validation_step({"views": [images], "target": target, "split": "val"}, 0, dataloader_idx=1)
+    assert model.val_acc.update_called
+
+
+def test_the_lr_scales_with_the_global_batch_from_the_batch_size_the_module_is_given():
+    assert global_batch_size(64, world_size=8, accumulate_grad_batches=2) == 1024
+    assert scaled_lr(0.1, 1024, 256) == pytest.approx(0.4) and scaled_lr(0.1, 1024, None) == 0.1
+    model = module(lr_reference_batch=256, batch_size=64)
+    model.trainer = pl.Trainer(accelerator="cpu", devices=1, accumulate_grad_batches=2, logger=False, enable_checkpointing=False)
+    optimizer = model.configure_optimizers()["optimizer"]
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.1 * 64 * 2 / 256)
+    with pytest.raises(ConfigError, match="pass the per-process batch_size"):
+        module(lr_reference_batch=256)
+
+
+@pytest.mark.filterwarnings("ignore:You are trying to `self.log\\(\\)`")
+def test_a_single_view_module_trains_with_plain_cross_entropy_and_refuses_triplets():
+    model = module(num_views=1, jsd=False)
+    images, target = torch.rand(4, 3, 32, 32), torch.arange(4)
+    assert torch.isfinite(model.training_step({"views": [images], "target": target}, 0))
+    with pytest.raises(ValueError, match=r"built for 1 view\(s\) per batch \(jsd=False\), got 3"):
+        model.training_step({"views": [images] * 3, "target": target}, 0)

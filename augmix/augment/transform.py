@@ -13,7 +13,6 @@ augmentations on every device. The ops then run as batched kernels on the images
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import Literal
 
 import torch
 from torch import Tensor
@@ -29,11 +28,10 @@ from augmix.augment.executors import (
 )
 from augmix.augment.ops import OPS, resolve_ops
 from augmix.augment.ops.common import Fill
+from augmix.rules import ALPHA, CHUNK_SIZE, DEPTH, EXECUTOR, FILL, MAX_DEPTH, SEVERITY, WIDTH, check
 from augmix.streams import sample_beta, sample_dirichlet
 from augmix.tensors import empty_batch
 
-MAX_DEPTH = 3
-Executor = Literal["auto", "grouped", "fused"]
 #: Chunks, in chain values (images x width x C x H x W). On CPU a fixed size, measured: smaller
 #: chunks pay more per-call overhead than they gain in cache hits (a CIFAR batch is one chunk).
 #: On accelerators a call is split in DEVICE_CHUNKS, which keeps the grouped executor's
@@ -103,21 +101,14 @@ class AugMix:
         all_ops: bool = False,
         ops: list[str] | tuple[str, ...] | None = None,
         fill: Fill = 0,
-        executor: Executor = "auto",
+        executor: str = "auto",
         chunk_size: int | None = None,
     ) -> None:
-        if not 1 <= severity <= 10:
-            raise ValueError(f"severity must be in 1..10, got {severity}")
-        if width < 1:
-            raise ValueError(f"width must be >= 1, got {width}")
-        if depth == 0 or not -1 <= depth <= MAX_DEPTH:
-            raise ValueError(f"depth must be -1 (random 1-3) or 1..3, got {depth}")
-        if alpha <= 0:
-            raise ValueError(f"alpha must be > 0, got {alpha}")
-        if executor not in ("auto", "grouped", "fused"):
-            raise ValueError(f"executor must be auto, grouped or fused, got {executor!r}")
-        if chunk_size is not None and chunk_size < 1:
-            raise ValueError(f"chunk_size must be >= 1 or None, got {chunk_size}")
+        for name, value, rule in (
+            ("severity", severity, SEVERITY), ("width", width, WIDTH), ("depth", depth, DEPTH), ("alpha", alpha, ALPHA),
+            ("fill", fill, FILL), ("executor", executor, EXECUTOR), ("chunk_size", chunk_size, CHUNK_SIZE),
+        ):
+            check(name, value, rule)  # the rules the augmix config group is checked with
         self.severity = severity
         self.width = width
         self.depth = depth

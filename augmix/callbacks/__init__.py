@@ -1,5 +1,5 @@
-"""Lightning callbacks: the run's artefacts (``artifacts``) and what makes long runs safe to
-interrupt, resume and trust (``reliability``)."""
+"""Lightning callbacks: the run's artefacts (``artifacts``), what makes long runs safe to
+interrupt, resume and trust (``reliability``), and the model summary (``summary``)."""
 
 from augmix.callbacks.artifacts import (
     METRICS_FILE,
@@ -14,6 +14,7 @@ from augmix.callbacks.reliability import (
     Preemption,
     StepSeeding,
 )
+from augmix.callbacks.summary import ModelSummary
 
 __all__ = [
     "METRICS_FILE",
@@ -21,6 +22,7 @@ __all__ = [
     "DivergenceError",
     "DivergenceGuard",
     "MetricsJSON",
+    "ModelSummary",
     "Preemption",
     "StepSeeding",
     "completed_budget",

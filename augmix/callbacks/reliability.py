@@ -171,7 +171,7 @@ class Preemption(pl.Callback):
         restart_validation(trainer)
         path = self._save(trainer)
         interrupts.stop(
-            f"saved {path} at epoch {trainer.current_epoch}, batch {trainer.fit_loop.epoch_loop.batch_progress.current.completed} "
+            f"saved {path} at epoch {trainer.current_epoch}, batch {training_batches_done(trainer)} "
             f"(global step {trainer.global_step}) during validation, which runs again from its start"
         )
 
@@ -182,10 +182,23 @@ class Preemption(pl.Callback):
         interrupts.stop(f"stopped the test run after {done} of {total} batches; {kept}", "run the test")
 
 
+# --- Lightning's loop internals -------------------------------------------------------------------
+# Lightning has no public API for where the fit loop stands inside an epoch, nor for making a
+# checkpoint resume an interrupted validation from its start. These four functions are the only
+# place this project reads or changes loop state (the DataModule's resume point included); each
+# uses the loop attributes of pytorch_lightning 2.6 and needs checking when Lightning is upgraded
+# (tests/hostile/test_interruptions.py covers every one of them).
+
+
+def training_batches_done(trainer: pl.Trainer) -> int:
+    """Training batches of the current epoch done so far (what a mid-epoch resume skips)."""
+    return trainer.fit_loop.epoch_loop.batch_progress.current.processed
+
+
 def validation_follows(trainer: pl.Trainer) -> bool:
     """Will Lightning validate right after the training batch that just ended? (Its own rule.)"""
     loop = trainer.fit_loop.epoch_loop
-    return bool(loop._should_check_val_fx(trainer.fit_loop._data_fetcher))
+    return bool(loop._should_check_val_fx(trainer.fit_loop._data_fetcher))  # private: Lightning's own decision
 
 
 def count_restarted_validation_once(trainer: pl.Trainer) -> None:

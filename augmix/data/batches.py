@@ -117,9 +117,6 @@ class AugMixViews:
         ]
 
 
-BAD_IMAGE_POLICIES = ("error", "skip")
-
-
 class BatchAssembler(Dataset):
     """Map-style dataset over batch keys: decodes, crops and stacks one batch.
 
@@ -132,7 +129,8 @@ class BatchAssembler(Dataset):
     are bad, so batches stay the same for any worker count and across resumption. ``known_bad``
     holds the files the pre-training check found; the batch lists the ones found while decoding
     under ``"skipped"`` as (file, message). Errors travel back as ``{"error": message}``, so the main
-    process can raise them as one line rather than as the DataLoader's wrapped traceback.
+    process can raise them as one line rather than as the DataLoader's wrapped traceback. Every
+    batch names its ``split``, so whoever reads it needs no loader index to know what it holds.
     """
 
     def __init__(
@@ -144,9 +142,10 @@ class BatchAssembler(Dataset):
         views: AugMixViews | None = None,
         on_bad_image: str = "error",
         known_bad: Collection[str] = (),
+        split: str | None = None,
     ) -> None:
         self.source, self.transform, self.seed, self.rank, self.views = source, transform, seed, rank, views
-        self.on_bad_image, self.bad = on_bad_image, set(known_bad)
+        self.on_bad_image, self.bad, self.split = on_bad_image, set(known_bad), split
 
     def __len__(self) -> int:
         return len(self.source)
@@ -160,7 +159,7 @@ class BatchAssembler(Dataset):
             return {"error": str(error)}
         images = torch.stack([image for image, _ in samples])
         targets = torch.tensor([target for _, target in samples], dtype=torch.long)
-        batch = {"image": images, "target": targets, "key": (key.epoch, key.index)}
+        batch = {"image": images, "target": targets, "key": (key.epoch, key.index), "split": self.split}
         if skipped:
             batch["skipped"] = skipped
         if self.views is not None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +20,9 @@ from torch import Tensor
 from torch.utils.data import DataLoader
 
 from augmix.augment import AugMix
-from augmix.config import AugMixConfig, validate_augmix, validate_mixing
+from augmix.callbacks.reliability import training_batches_done
 from augmix.data import sources
 from augmix.data.batches import (
-    BAD_IMAGE_POLICIES,
     AugMixViews,
     BatchAssembler,
     KeyedBatchSampler,
@@ -35,21 +33,92 @@ from augmix.data.corrupted import HELD_OUT_CORRUPTIONS, CorruptedSource
 from augmix.data.photos import load_photos
 from augmix.data.verify import file_progress, find_bad_images
 from augmix.erasing import RandomErasing
-from augmix.errors import CheckpointError, ConfigError, DataError
+from augmix.errors import CheckpointError, DataError
 from augmix.mixing import MixUpCutMix
+from augmix.rules import PLACEMENT, check
 from augmix.streams import ERASE_STREAM, MIX_STREAM, keyed_generator
 
 log = logging.getLogger(__name__)
 SHOWN = 5  # bad files named in the error line
+VAL_CORRUPTED = "val_corrupted"  # the split of held-out corruptions (``val_corruptions``)
+
+
+class TrainingViews:
+    """What a training batch holds and how its views are made: built once from the ``augmix``
+    config group (``from_settings``) and handed to the DataModule, whose ``num_views`` and ``jsd``
+    the LightningModule receives too.
+
+    With ``augmix`` and ``jsd`` a batch holds (clean, aug1, aug2) for the JSD loss; with ``augmix``
+    alone, one AugMix view; without ``augmix``, the clean view only. ``mixer`` and ``eraser`` act on
+    the views after AugMix; ``placement`` says where AugMix runs (``auto``: on the accelerator when
+    the trainer has one, else in the loader workers). A plain class, not a dataclass: Hydra would
+    turn a dataclass argument into a config node.
+    """
+
+    def __init__(
+        self,
+        augmix: AugMix | None = None,
+        jsd: bool = False,
+        mixer: MixUpCutMix | None = None,
+        eraser: RandomErasing | None = None,
+        placement: str = "auto",
+    ) -> None:
+        check("placement", placement, PLACEMENT)
+        if jsd and augmix is None:
+            raise ValueError("jsd=True needs AugMix views to compare with the clean view; pass augmix=AugMix(...)")
+        self.augmix, self.jsd, self.mixer, self.eraser, self.placement = augmix, jsd, mixer, eraser, placement
+
+    def __repr__(self) -> str:
+        return (
+            f"TrainingViews(augmix={self.augmix}, jsd={self.jsd}, mixer={self.mixer}, eraser={self.eraser}, "
+            f"placement={self.placement!r})"
+        )
+
+    @property
+    def augmented(self) -> int:
+        """AugMix views per image: 2 for the JSD triplet, 1 without JSD, 0 with AugMix off."""
+        return 0 if self.augmix is None else 2 if self.jsd else 1
+
+    @property
+    def clean(self) -> bool:
+        """Does a batch lead with its clean view (for JSD, or as the only view with AugMix off)?"""
+        return self.augmented != 1
+
+    @property
+    def num_views(self) -> int:
+        """Views per training batch: 3 with JSD, else 1."""
+        return self.augmented + self.clean
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any], num_classes: int) -> TrainingViews:
+        """The objects a (validated) ``augmix`` config group describes, each built once, by keyword."""
+        s = _plain(settings)
+        augmix = AugMix(
+            severity=s["severity"], width=s["width"], depth=s["depth"], alpha=s["alpha"], all_ops=s["all_ops"],
+            ops=s["ops"], fill=s["fill"], executor=s["executor"],
+        ) if s["enabled"] else None
+        jsd = augmix is not None and s["jsd"]
+        mixup, cutmix, erase = s["mixup"]["alpha"], s["cutmix"]["alpha"], s["erase"]
+        mixer = MixUpCutMix(
+            mixup_alpha=mixup, cutmix_alpha=cutmix, num_classes=num_classes, prob=s["mix_prob"],
+            switch_prob=s["switch_prob"], mode=s["mix_mode"],
+        ) if mixup > 0 or cutmix > 0 else None
+        keep_clean = erase["views"] == "augmented" and (augmix is None or jsd)  # the leading clean view stays clean
+        eraser = RandomErasing(
+            prob=erase["prob"], area=erase["area"], ratio=erase["ratio"], mode=erase["mode"], first_view=int(keep_clean),
+        ) if erase["prob"] > 0 else None
+        return cls(augmix=augmix, jsd=jsd, mixer=mixer, eraser=eraser, placement=s["placement"])
 
 
 class AugMixDataModule(pl.LightningDataModule):
     """Builds sources for ``name`` and serves keyed batches.
 
     Train batches reach the LightningModule as ``{"views": [clean, aug1, aug2], "target": y}``
-    (``[aug]`` with ``augmix.jsd=false``, ``[clean]`` with AugMix off); evaluation batches as
-    ``{"views": [image], "target": y}``. All views are normalised float tensors. With MixUp or
-    CutMix on, training targets are soft (B, num_classes) float tensors.
+    (``[aug]`` without JSD, ``[clean]`` with AugMix off; see ``TrainingViews``); evaluation batches
+    as ``{"views": [image], "target": y, "split": name}`` (``val``, ``val_corrupted`` or ``test``).
+    All views are normalised float tensors. With MixUp or CutMix on, training targets are soft
+    (B, num_classes) float tensors. Under DDP the keyed sampler shards the data itself, so the
+    trainer needs ``use_distributed_sampler=False`` (checked with the config).
     """
 
     def __init__(
@@ -62,7 +131,7 @@ class AugMixDataModule(pl.LightningDataModule):
         std: tuple[float, ...],
         train_transform: SampleTransform,
         eval_transform: SampleTransform,
-        augmix: Mapping[str, Any] | None = None,
+        training_views: TrainingViews | None = None,
         batch_size: int = 128,
         eval_batch_size: int = 256,
         num_workers: int = 4,
@@ -77,25 +146,17 @@ class AugMixDataModule(pl.LightningDataModule):
         on_bad_image: str = "error",
     ) -> None:
         super().__init__()
-        if on_bad_image not in BAD_IMAGE_POLICIES:
-            choices = list(BAD_IMAGE_POLICIES)
-            raise ConfigError(f"data.on_bad_image={on_bad_image!r} is invalid: must be one of {choices}")
         self.verify_files, self.on_bad_image = verify_files, on_bad_image
         self.bad_files: dict[str, str] = {}  # file -> problem, for the images left out under on_bad_image=skip
         self._unchecked: list[tuple[sources.FolderSource, int]] = []  # image folders and the smallest side they need
         self.name, self.root, self.num_classes, self.image_size = name, str(root), num_classes, image_size
         self.normalize = Normalize(tuple(mean), tuple(std))
         self.train_transform, self.eval_transform = train_transform, eval_transform
-        given = _plain(augmix) if augmix is not None else {"enabled": False}
-        self.augmix_settings = _plain(OmegaConf.merge(asdict(AugMixConfig()), given))  # nested blocks keep defaults
-        if self.augmix_enabled:
-            validate_augmix(self.augmix_settings)
-        validate_mixing(self.augmix_settings)
+        self.views = training_views if training_views is not None else TrainingViews()
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.num_workers, self.pin_memory = num_workers, pin_memory
         self.persistent_workers, self.drop_last = persistent_workers, drop_last
         self.download, self.val_fraction, self.seed = download, val_fraction, seed
-        self.mixer, self.eraser = self.build_mixer(), self.build_eraser()
         self.val_corruptions = _plain(val_corruptions) if val_corruptions else None
         self.splits: dict[str, sources.ImageSource] = {}
         self.placement = "workers"
@@ -104,44 +165,12 @@ class AugMixDataModule(pl.LightningDataModule):
 
     # ----------------------------------------------------------------------------------- sources
 
-    @property
-    def augmix_enabled(self) -> bool:
-        return bool(self.augmix_settings.get("enabled", True))
-
-    @property
-    def num_views(self) -> int:
-        """AugMix views per image: 2 for the JSD triplet, 1 without JSD, 0 with AugMix off."""
-        if not self.augmix_enabled:
-            return 0
-        return 2 if self.augmix_settings.get("jsd", True) else 1
-
-    def build_augmix(self) -> AugMix:
-        s = self.augmix_settings
-        return AugMix(s["severity"], s["width"], s["depth"], s["alpha"], s["all_ops"], s["ops"], s["fill"], s["executor"])
-
-    def build_mixer(self) -> MixUpCutMix | None:
-        """MixUp/CutMix with one draw shared by all views of an image; None when both are off."""
-        s = self.augmix_settings
-        if s["mixup"]["alpha"] <= 0 and s["cutmix"]["alpha"] <= 0:
-            return None
-        return MixUpCutMix(
-            s["mixup"]["alpha"], s["cutmix"]["alpha"], self.num_classes, s["mix_prob"], s["switch_prob"], s["mix_mode"]
-        )
-
-    def build_eraser(self) -> RandomErasing | None:
-        """Random erasing of the AugMix views (every view with ``erase.views=all``); None when off."""
-        e = self.augmix_settings["erase"]
-        if e["prob"] <= 0:
-            return None
-        clean_views = 0 if self.num_views == 1 else 1  # jsd=false: the only view is an AugMix view
-        return RandomErasing(e["prob"], e["area"], e["ratio"], e["mode"], clean_views if e["views"] == "augmented" else 0)
-
     def prepare_data(self) -> None:
         """Download CIFAR when allowed and missing; check that folder datasets exist."""
         if self.name in ("cifar10", "cifar100") and sources.cifar_files_missing(self.root, self.name):
             if not self.download:
                 raise DataError(
-                    sources._cifar_missing_message(self.root, self.name, "data.download=false forbids fetching it")
+                    sources.cifar_missing_message(self.root, self.name, "data.download=false forbids fetching it")
                 )
             Path(self.root).mkdir(parents=True, exist_ok=True)
             sources.download_cifar(self.root, self.name)
@@ -183,7 +212,7 @@ class AugMixDataModule(pl.LightningDataModule):
         self.splits = {"train": train, "val": val, "test": test}
         if self.val_corruptions is not None:
             c = self.val_corruptions
-            self.splits["val_corrupted"] = CorruptedSource(
+            self.splits[VAL_CORRUPTED] = CorruptedSource(
                 val,
                 c.get("corruptions", HELD_OUT_CORRUPTIONS),
                 c.get("severities", (1, 2, 3, 4, 5)),
@@ -196,14 +225,9 @@ class AugMixDataModule(pl.LightningDataModule):
 
     def setup(self, stage: str | None = None) -> None:
         trainer = self.trainer
-        requested = self.augmix_settings.get("placement", "auto")
+        requested = self.views.placement
         on_accelerator = trainer is not None and trainer.strategy.root_device.type != "cpu"
         self.placement = ("device" if on_accelerator else "workers") if requested == "auto" else requested
-        if trainer is not None and trainer.world_size > 1 and trainer._accelerator_connector.use_distributed_sampler:
-            raise ConfigError(
-                "trainer.use_distributed_sampler=true would replace the keyed, rank-aware sampler; "
-                "set trainer.use_distributed_sampler=false (the bundled trainer configs do)"
-            )
         if not self.splits:
             self._load_splits()
         if self.verify_files and self._unchecked:  # before training; evaluation's source("test") skips it
@@ -257,10 +281,10 @@ class AugMixDataModule(pl.LightningDataModule):
     def augmix_views(self, rank: int, normalized: bool = True) -> AugMixViews | None:
         """What makes a training batch's AugMix views, in the workers or after transfer; normalised
         while they are mixed (in cache), unless ``normalized`` is false (for looking at them)."""
-        if self.num_views == 0:
+        if self.views.augmix is None:
             return None
         statistics = self.normalize.statistics if normalized else None
-        return AugMixViews(self.build_augmix(), self.num_views, self.seed, rank, statistics)
+        return AugMixViews(self.views.augmix, self.views.augmented, self.seed, rank, statistics)
 
     def train_dataloader(self) -> DataLoader:
         rank, world_size = self._rank()
@@ -273,7 +297,7 @@ class AugMixDataModule(pl.LightningDataModule):
         views = self.augmix_views(rank)
         self._device_views = views if self.placement == "device" else None
         in_workers = views if self.placement == "workers" else None
-        return self._loader(self._assembler(source, self.train_transform, rank, in_workers), sampler)
+        return self._loader(self._assembler("train", self.train_transform, rank, in_workers), sampler)
 
     def _eval_loader(self, split: str, transform: SampleTransform | None = None) -> DataLoader:
         rank, world_size = self._rank()
@@ -282,19 +306,20 @@ class AugMixDataModule(pl.LightningDataModule):
             len(source), self.eval_batch_size, shuffle=False, drop_last=False, seed=self.seed,
             rank=rank, world_size=world_size, pad_shards=False,
         )
-        return self._loader(self._assembler(source, transform or self.eval_transform, rank), sampler)
+        return self._loader(self._assembler(split, transform or self.eval_transform, rank), sampler)
 
     def _assembler(
-        self, source: sources.ImageSource, transform: SampleTransform, rank: int, views: AugMixViews | None = None
+        self, split: str, transform: SampleTransform, rank: int, views: AugMixViews | None = None
     ) -> BatchAssembler:
-        return BatchAssembler(source, transform, self.seed, rank, views, self.on_bad_image, self.bad_files)
+        source = self.source(split)
+        return BatchAssembler(source, transform, self.seed, rank, views, self.on_bad_image, self.bad_files, split)
 
     def val_dataloader(self) -> DataLoader | list[DataLoader]:
         """The clean validation split, plus its held-out corruptions when ``val_corruptions`` is set."""
         clean = self._eval_loader("val")
-        if "val_corrupted" not in self.splits:
+        if VAL_CORRUPTED not in self.splits:
             return clean
-        return [clean, self._eval_loader("val_corrupted", transform=_already_transformed)]
+        return [clean, self._eval_loader(VAL_CORRUPTED, transform=_already_transformed)]
 
     def test_dataloader(self) -> DataLoader:
         return self._eval_loader("test")
@@ -327,7 +352,7 @@ class AugMixDataModule(pl.LightningDataModule):
         trainer = self.trainer
         if trainer is None or trainer.state.fn != "fit":
             return {"resume_point": None}
-        done = trainer.fit_loop.epoch_loop.batch_progress.current.processed
+        done = training_batches_done(trainer)
         return {"resume_point": [trainer.current_epoch, done]}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
@@ -347,24 +372,24 @@ class AugMixDataModule(pl.LightningDataModule):
         self._check_batch(batch)
         clean: Tensor = batch["image"]
         if not training:
-            return {"views": [self.normalize(clean)], "target": batch["target"]}
+            return {"views": [self.normalize(clean)], "target": batch["target"], "split": batch.get("split")}
         views = batch.get("views")
-        if views is None and self.num_views > 0:
+        if views is None and self.views.augmix is not None:
             augment = self._device_views or self.augmix_views(self._rank()[0])
             views = augment(clean, *batch["key"])
         normalised = list(views or [])
-        if self.num_views != 1:
+        if self.views.clean:
             normalised.insert(0, self.normalize(clean))
         return self._erase_and_mix(normalised, batch["target"], batch["key"])
 
     def _erase_and_mix(self, views: list[Tensor], target: Tensor, key: tuple[int, int]) -> dict:
         """Random erasing per image, then MixUp/CutMix on the batch (timm's order), each from its own
         keyed stream, so both placements, any worker count and resumed runs see the same batch."""
-        rank = self._rank()[0]
-        if self.eraser is not None:
-            views = self.eraser(views, keyed_generator(self.seed, ERASE_STREAM, rank, *key))
-        if self.mixer is not None:
-            views, target = self.mixer(views, target, keyed_generator(self.seed, MIX_STREAM, rank, *key))
+        rank, eraser, mixer = self._rank()[0], self.views.eraser, self.views.mixer
+        if eraser is not None:
+            views = eraser(views, keyed_generator(self.seed, ERASE_STREAM, rank, *key))
+        if mixer is not None:
+            views, target = mixer(views, target, keyed_generator(self.seed, MIX_STREAM, rank, *key))
         return {"views": views, "target": target}
 
     def preview(self, count: int = 8) -> tuple[Tensor, list[Tensor]]:
@@ -372,7 +397,7 @@ class AugMixDataModule(pl.LightningDataModule):
         on CPU: the whole batch is built, as training builds it, so the views are the ones it gets."""
         source = self.source("train")
         sampler = KeyedBatchSampler(len(source), self.batch_size, True, self.drop_last, self.seed)
-        batch = self._assembler(source, self.train_transform, 0)[next(iter(sampler))]
+        batch = self._assembler("train", self.train_transform, 0)[next(iter(sampler))]
         self._check_batch(batch)
         views = self.augmix_views(0, normalized=False)
         augmented = views(batch["image"], *batch["key"]) if views is not None else []

@@ -303,12 +303,12 @@ def download_cifar(root: str | Path, variant: str, timeout: float = 30.0) -> Non
     try:
         download_and_extract_archive(spec["url"], download_root=str(root), md5=spec["md5"])
     except Exception as error:  # urllib, ssl, socket and checksum errors all mean the same here
-        raise DataError(_cifar_missing_message(root, variant, f"downloading it failed ({error})")) from None
+        raise DataError(cifar_missing_message(root, variant, f"downloading it failed ({error})")) from None
     finally:
         socket.setdefaulttimeout(previous)
 
 
-def _cifar_missing_message(root: str | Path, variant: str, reason: str) -> str:
+def cifar_missing_message(root: str | Path, variant: str, reason: str) -> str:
     spec = _CIFAR[variant]
     folder = Path(root).resolve() / spec["folder"]
     return (
@@ -323,7 +323,7 @@ def load_cifar(root: str | Path, variant: str, split: str) -> TensorSource:
     spec = _CIFAR[variant]
     missing = cifar_files_missing(root, variant)
     if missing:
-        raise DataError(_cifar_missing_message(root, variant, f"these files are missing: {missing}"))
+        raise DataError(cifar_missing_message(root, variant, f"these files are missing: {missing}"))
     folder = Path(root) / spec["folder"]
     meta_path = folder / spec["meta"][0]
     names = cifar_entry(meta_path, (spec["meta"][1],))[spec["meta"][1]]

@@ -27,7 +27,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from hydra.utils import instantiate
 from PIL import Image
 from torch import nn
 
@@ -44,7 +43,7 @@ from augmix.evaluation.inputs import benchmark_spec
 from augmix.evaluation.inputs.imagenet_c import imagenet_c_sets
 from augmix.evaluation.run import ResultStore, run_sets
 from augmix.files import StorageFullError
-from augmix.training import train
+from augmix.training import build_datamodule, train
 from tests.conftest import compose_train, write_cifar10, write_cifar100, write_image_folder
 from tests.evaluation_fixtures import (
     compose_config,
@@ -199,7 +198,7 @@ def test_train_py_data_cifar10_refuses_it_before_anything_runs(tmp_path):
     meta = root / "cifar-10-batches-py" / "batches.meta"
     meta.write_bytes(pickle.dumps({"label_names": Payload(os.system, f"touch {marker}")}))
     cfg = compose_train("data=cifar10", f"data.root={root}", "data.download=false", "data.num_workers=0")
-    module = instantiate(cfg.data, augmix=cfg.augmix, seed=0)
+    module = build_datamodule(cfg)
     with pytest.raises(DataError, match=r"batches.meta contains a Python object of type posix.system, which is not"):
         module.setup("fit")
     assert not marker.exists()
@@ -463,7 +462,7 @@ def _folder_config(root: Path, out: Path, *overrides: str):
 
 
 def _datamodule(cfg):
-    return instantiate(cfg.data, augmix=cfg.augmix, seed=cfg.seed)
+    return build_datamodule(cfg)
 
 
 @pytest.fixture

@@ -13,12 +13,11 @@ several times faster than PyTorch's ``bincount`` and ``index_select``.
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 import torch
 from torch import Tensor
 
-from augmix.augment.ops.common import opencv_planes, per_image, plane_arrays, to_uint8
+from augmix.augment.ops.common import opencv, opencv_planes, per_image, plane_arrays, to_uint8
 
 _GRAY_WEIGHTS = (0.2989, 0.587, 0.114)  # torchvision's (and ITU-R 601's) luma weights
 _LEVELS = 256
@@ -41,6 +40,7 @@ def apply_lut(images: Tensor, lut: Tensor, index: Tensor | None = None) -> Tenso
     if opencv_planes(images):
         out = torch.empty_like(images, memory_format=torch.contiguous_format)
         tables = lut.expand(*images.shape[:2], _LEVELS).contiguous().numpy().reshape(-1, _LEVELS)
+        cv2 = opencv()
         for plane, table, result in zip(plane_arrays(images), tables, plane_arrays(out)):
             cv2.LUT(plane, table, dst=result)
         return out
@@ -73,7 +73,8 @@ def _histograms(images: Tensor, index: Tensor | None) -> Tensor:
     """
     n, c = images.shape[:2]
     if index is None:
-        counts = [cv2.calcHist([plane], [0], None, [_LEVELS], [0, _LEVELS]) for plane in plane_arrays(images)]
+        calc_hist = opencv().calcHist
+        counts = [calc_hist([plane], [0], None, [_LEVELS], [0, _LEVELS]) for plane in plane_arrays(images)]
         return torch.from_numpy(np.stack(counts)).view(n, c, _LEVELS)  # float32: exact below 2**24
     flat = index.view(-1)
     size = n * c * _LEVELS

@@ -7,8 +7,8 @@ constants are passed as Python scalars), so the kernels never wait on an acceler
 from __future__ import annotations
 
 from collections.abc import Sequence
+from types import ModuleType
 
-import cv2
 import numpy as np
 import torch
 from torch import Tensor
@@ -16,6 +16,14 @@ from torch import Tensor
 #: Planes at least this large are handed to OpenCV on CPU, where its SIMD kernels beat PyTorch's
 #: (per-call overhead makes smaller planes cheaper in PyTorch): measured in docs/performance.md.
 OPENCV_PLANE_VALUES = 48 * 48
+
+
+def opencv() -> ModuleType:
+    """OpenCV, imported on first use: only CPU batches with large planes go through it
+    (``opencv_planes``), and ``from augmix import AugMix`` should not pay for loading it."""
+    import cv2
+
+    return cv2
 
 
 def opencv_planes(images: Tensor) -> bool:
@@ -37,6 +45,7 @@ def transpose_planes(images: Tensor) -> Tensor:
     if not (images.dtype == torch.uint8 and opencv_planes(images)):
         return images.transpose(-2, -1).contiguous()
     out = images.new_empty((*images.shape[:-2], images.shape[-1], images.shape[-2]))
+    cv2 = opencv()
     for plane, result in zip(plane_arrays(images), plane_arrays(out)):
         cv2.transpose(plane, result)
     return out

@@ -14,6 +14,7 @@ from torch import Tensor
 
 from augmix.augment.ops import color, geometry
 from augmix.augment.ops.common import Fill, opencv_planes
+from augmix.rules import OP_LIST, check
 
 #: Ops of the paper's default AugMix (``augmentations.augmentations`` in the official code).
 DEFAULT_OPS = (
@@ -157,10 +158,5 @@ def resolve_ops(all_ops: bool = False, ops: list[str] | tuple[str, ...] | None =
     """The op list to draw from: ``ops`` if given, else the paper's default or all 13."""
     if ops is None:
         return ALL_OPS if all_ops else DEFAULT_OPS
-    names = tuple(ops)
-    unknown = [name for name in names if name not in OPS]
-    if unknown:
-        raise ValueError(f"unknown AugMix op(s) {unknown}; choose from {list(ALL_OPS)}")
-    if not names:
-        raise ValueError("the AugMix op list is empty; give at least one op or leave it null")
-    return names
+    check("ops", ops, OP_LIST)
+    return tuple(ops)
