@@ -1,4 +1,5 @@
-"""ImageNet-C / Tiny-ImageNet-C on disk: ``DIR/<corruption>/<severity>/<wnid>/*.JPEG``.
+"""ImageNet-C / Tiny-ImageNet-C / ImageNet-C-bar on disk: ``DIR/<corruption>/<severity>/<wnid>/*.JPEG``
+(ImageNet-C-bar as make_imagenet_c_bar.py writes it names a severity folder by its parameter, "2.35").
 
 Class indices follow the sorted class folders, as ImageFolder does, and must be exactly the clean
 split's classes. Before any compute every needed folder is checked (all missing ones are listed)
@@ -15,6 +16,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from augmix.corruptions.names import SEVERITY_PARAMETERS
 from augmix.data.sources import FolderSource
 from augmix.data.verify import file_progress, find_bad_images
 from augmix.errors import DataError
@@ -90,6 +92,16 @@ def _verify_files(root: Path, folders: list[FolderSource], counts: list[int], pr
         )
 
 
+def severity_folder(spec: BenchmarkSpec, name: str, severity: int) -> Path:
+    """``DIR/<name>/<severity>``; for a -C-bar set without it, the folder named by the severity's
+    parameter as make_imagenet_c_bar.py writes it (``"{:.2f}"``), when that one exists."""
+    folder = spec.root / name / str(severity)
+    if folder.is_dir() or spec.corruption_set not in SEVERITY_PARAMETERS:
+        return folder
+    written = spec.root / name / f"{SEVERITY_PARAMETERS[spec.corruption_set][name][severity - 1]:.2f}"
+    return written if written.is_dir() else folder
+
+
 def imagenet_c_sets(
     spec: BenchmarkSpec, clean_classes: list[str], transform: Transform, image_size: int
 ) -> list[SourceSet]:
@@ -97,14 +109,14 @@ def imagenet_c_sets(
     classes, files and image sizes."""
     root = spec.root
     wanted = [(name, s) for name in spec.corruptions for s in spec.severities]
-    missing = [f"{name}/{s}" for name, s in wanted if not (root / name / str(s)).is_dir()]
+    missing = [f"{name}/{s}" for name, s in wanted if not severity_folder(spec, name, s).is_dir()]
     if missing:
         shown = ", ".join(missing[:20]) + (f" and {len(missing) - 20} more" if len(missing) > 20 else "")
         raise DataError(f"{root} is missing {len(missing)} severity folder(s): {shown}. {download_hint(spec)}")
 
     folders = []
     for name, severity in wanted:
-        folder = root / name / str(severity)
+        folder = severity_folder(spec, name, severity)
         _check_classes(folder, _class_folders(folder), list(clean_classes))
         folders.append(FolderSource(folder, class_names=clean_classes))
     counts = [min(len(source), spec.limit_per_set) if spec.limit_per_set else len(source) for source in folders]
