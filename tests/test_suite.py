@@ -288,3 +288,37 @@ def test_image_of_another_size_in_an_image_folder_set_is_resized_like_the_clean_
     images, targets = sets[0].load(0, 1)
     assert tuple(images.shape) == (1, 3, 32, 32) and targets.tolist() == [0]
     assert sets[0].class_indices.tolist()[0] == wnids.index(IMAGENET_A_WNIDS[0])
+
+
+def test_p_and_restricted_sets_give_the_same_figures_on_any_number_of_ranks(digits_inputs, tmp_path):
+    """Ranks take contiguous blocks of whole videos (3 ranks, 4 videos: one rank holds one video, a
+    batch holds one video of 31 frames); the gathered rows are the single-process ones."""
+    from torch import nn
+
+    from augmix.data.sources import TensorSource
+    from augmix.evaluation.inputs.perturbed import perturbation_spec, perturbed_sets
+    from augmix.evaluation.inputs.shift import ShiftSet
+    from augmix.evaluation.run import run_sets
+    from tests.test_evaluation_distributed import ThreadRanks
+
+    spec = perturbation_spec({"name": "p", "format": "cifar_p", "root": str(digits_inputs["cifar_p"]), "perturbations": PERTURBATIONS}, "p.")
+    images, labels = digits_test(N)
+    source = TensorSource(torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(labels), [str(d) for d in range(10)])
+    restricted = ShiftSet("images", source, lambda image: image, None, torch.tensor([3, 1, 4, 0, 5, 9, 2, 6, 8, 7]))
+    restricted.member = "r"
+    sets = [*perturbed_sets(spec, [str(d) for d in range(10)], 300, 32), restricted]
+    for evalset in sets[:-1]:
+        evalset.member = "p"
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, 10))
+
+    def evaluate(world: int) -> dict:
+        store = run_module.StoreGroup(tmp_path / str(world), {name: ResultStore(tmp_path / str(world) / name, {}) for name in "pr"})
+        store.open()
+        return ThreadRanks(world).run(lambda fabric: run_sets(fabric, model, lambda x: x.float() / 255, sets, store, 40, 0, 10, False))[0]
+
+    alone, sharded = evaluate(1), evaluate(3)
+    assert set(alone) == {"p.rotate", "p.gaussian_noise", "r.images"} and alone["p.rotate"]["n"] == N
+    for key, metrics in alone.items():
+        for figure, value in metrics.items():
+            assert sharded[key][figure] == pytest.approx(value, rel=1e-6), (key, figure)
