@@ -16,7 +16,6 @@ from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from lightning_fabric import Fabric
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 
@@ -37,12 +36,11 @@ from augmix.evaluation.inputs import (
     regeneration_info,
 )
 from augmix.evaluation.inputs.suite import SuiteSpec, is_corruption_node, single_suite, suite_spec
-from augmix.evaluation.reports import close, log_summary, print_table, write_reports
-from augmix.evaluation.run import SETS_FOLDER, ResultStore, model_description, run_sets
+from augmix.evaluation.reports import log_summary, print_table, to_loggers, write_reports
+from augmix.evaluation.run import SETS_FOLDER, ResultStore, launch, model_description, run_sets
 from augmix.evaluation.sections import corruption_section
-from augmix.evaluation.suite import run_suite
+from augmix.evaluation.suite import Target, run_suite
 from augmix.files import remove_stale_temporaries
-from augmix.loggers import build_loggers
 
 
 def plain(node: Any) -> Any:
@@ -114,9 +112,7 @@ def run_evaluation(
         store.open()
         remove_stale_temporaries(output_dir)  # of the reports
 
-    fabric = Fabric(**fabric_kwargs)
-    fabric.launch()
-    model = fabric.strategy.precision.convert_module(model).to(fabric.device)
+    fabric, model = launch(fabric_kwargs, model)
     results = run_sets(
         fabric,
         model,
@@ -146,10 +142,7 @@ def run_evaluation(
     console = Console()
     print_table(summary, console)
     console.print(f"Reports: {Path(output_dir) / 'robustness'}.{{json,csv,md,png}}")
-    if logger_config is not None:
-        loggers = build_loggers(logger_config)
-        log_summary(loggers, summary, paths["png"])
-        close(loggers)
+    to_loggers(logger_config, lambda loggers: log_summary(loggers, summary, paths["png"]))
     return summary
 
 
@@ -278,17 +271,12 @@ def _evaluate(cfg: DictConfig, data_overrides: tuple[list[str], bool] | None) ->
     keys, group_chosen = data_overrides if data_overrides is not None else command_line_data_overrides()
     data = data_config(cfg, checkpoint, keys, group_chosen)
     backbone, kwargs, trained_classes = model_choice(cfg, checkpoint)
-    return (run_evaluation if isinstance(spec, BenchmarkSpec) else run_suite)(
-        checkpoint,
-        spec,
-        data,
-        backbone,
-        kwargs,
-        trained_classes,
-        fabric_settings(cfg.get("trainer")),
-        cfg.paths.output_dir,
-        logger_config=cfg.get("logger"),
-        origin=CHECKPOINT if checkpoint.config is not None else USER_CONFIG,
+    origin = CHECKPOINT if checkpoint.config is not None else USER_CONFIG
+    devices, output_dir, logger = fabric_settings(cfg.get("trainer")), cfg.paths.output_dir, cfg.get("logger")
+    if isinstance(spec, SuiteSpec):
+        return run_suite(spec, Target(checkpoint, data, backbone, kwargs, trained_classes, devices, output_dir, logger, origin))
+    return run_evaluation(
+        checkpoint, spec, data, backbone, kwargs, trained_classes, devices, output_dir, logger_config=logger, origin=origin
     )
 
 

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from pytorch_lightning.loggers import Logger, WandbLogger
 from rich.console import Console
 from rich.table import Table
 
 from augmix.files import atomic_write, write_json, write_text
+from augmix.loggers import build_loggers
 
 METRIC_COLUMNS = ("error", "top5_error", "loss", "rms_calibration_error", "ece")
 LABEL_COLUMNS = ("regenerated", "complete")  # the REGENERATED / PARTIAL labels, on every row
@@ -229,6 +232,15 @@ def log_summary(loggers: list[Logger], summary: dict, heatmap: Path) -> None:
                 data=[[*row, *label_values(summary)] for row in error_rows(summary)],
             )
             logger.log_image(key="robustness/heatmap", images=[str(heatmap)])
+
+
+def to_loggers(logger_config: Any, log: Callable[[list[Logger]], None]) -> None:
+    """Open the loggers ``logger_config`` names (none when it is None), hand them to ``log``, close them."""
+    if logger_config is None:
+        return
+    loggers = build_loggers(logger_config)
+    log(loggers)
+    close(loggers)
 
 
 def close(loggers: list[Logger]) -> None:

@@ -403,6 +403,13 @@ def run_sets(
     return results
 
 
+def launch(fabric_kwargs: Mapping[str, Any], model: nn.Module) -> tuple[Fabric, nn.Module]:
+    """Lightning Fabric started on the requested devices, and the model on this rank's device in its precision."""
+    fabric = Fabric(**fabric_kwargs)
+    fabric.launch()
+    return fabric, fabric.strategy.precision.convert_module(model).to(fabric.device)
+
+
 def rows(evalset: EvalSet, logits: Tensor, targets: Tensor) -> Tensor:
     """One batch's rows of the set's table: per-image outcomes, or the set's own (-P videos)."""
     return outcomes(evalset.restrict(logits), targets) if evalset.per_image else evalset.measure(logits)

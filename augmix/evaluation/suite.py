@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lightning_fabric import Fabric
 from omegaconf import DictConfig
 from rich.console import Console
 
@@ -36,12 +36,11 @@ from augmix.evaluation.inputs.shift import ShiftSpec, shift_sets
 from augmix.evaluation.inputs.shift import download_hint as shift_hint
 from augmix.evaluation.inputs.spec import BenchmarkSpec, download_hint
 from augmix.evaluation.inputs.suite import Member, SuiteSpec, kind
-from augmix.evaluation.reports import close
-from augmix.evaluation.run import SETS_FOLDER, ResultStore, StoreGroup, model_description, run_sets
+from augmix.evaluation.reports import to_loggers
+from augmix.evaluation.run import SETS_FOLDER, ResultStore, StoreGroup, launch, model_description, run_sets
 from augmix.evaluation.sections import corruption_section, perturbation_section, shift_section
 from augmix.evaluation.suite_reports import headline, log_suite, print_suite, write_suite_reports
 from augmix.files import remove_stale_temporaries
-from augmix.loggers import build_loggers
 
 
 def needed_classes(member: Member, data_classes: int) -> int:
@@ -98,21 +97,29 @@ def _section(member: Member, sets: list[EvalSet], results: Mapping[str, dict], c
     return shift_section(member, sets, results, clean)
 
 
-def run_suite(
-    checkpoint: Checkpoint,
-    suite: SuiteSpec,
-    data: Mapping[str, Any],
-    backbone: str,
-    backbone_kwargs: Mapping[str, Any],
-    trained_classes: int | None,
-    fabric_kwargs: Mapping[str, Any],
-    output_dir: str | Path,
-    logger_config: DictConfig | None = None,
-    origin: Origin = USER_CONFIG,
-) -> dict:
-    """Evaluate ``checkpoint`` on the clean test set and every present member of ``suite``; writes the
-    reports into ``output_dir`` and returns the summary (rank zero; other ranks return {})."""
-    data = check_data(data, origin)
+@dataclass(frozen=True)
+class Target:
+    """The model under evaluation, on which data and devices, and where its reports go (as
+    ``augmix.evaluation.commands`` resolves them from the command line)."""
+
+    checkpoint: Checkpoint
+    data: Mapping[str, Any]  # checked against the allowlist before use; ``origin`` says where it came from
+    backbone: str
+    backbone_kwargs: Mapping[str, Any]
+    trained_classes: int | None  # the stored config's class count, if any
+    fabric_kwargs: Mapping[str, Any]
+    output_dir: str | Path
+    logger_config: DictConfig | None = None
+    origin: Origin = USER_CONFIG
+
+
+def run_suite(suite: SuiteSpec, target: Target) -> dict:
+    """Evaluate the target's checkpoint on the clean test set and every present member of ``suite``;
+    writes the reports into its output folder and returns the summary (rank zero; other ranks return {})."""
+    checkpoint, backbone, backbone_kwargs = target.checkpoint, target.backbone, target.backbone_kwargs
+    output_dir, fabric_kwargs, origin = target.output_dir, target.fabric_kwargs, target.origin
+    trained_classes, logger_config = target.trained_classes, target.logger_config
+    data = check_data(target.data, origin)
     classes = data["num_classes"]
     if trained_classes is not None:
         check_class_count(checkpoint, trained_classes, classes, f"data {data['name']}")
@@ -153,9 +160,7 @@ def run_suite(
         store.open()
         remove_stale_temporaries(output_dir)  # of the reports
 
-    fabric = Fabric(**fabric_kwargs)
-    fabric.launch()
-    model = fabric.strategy.precision.convert_module(model).to(fabric.device)
+    fabric, model = launch(fabric_kwargs, model)
     workers = [member.num_workers for member, _ in present.values() if member.num_workers is not None]
     results = run_sets(
         fabric,
@@ -200,8 +205,5 @@ def run_suite(
     console = Console()
     print_suite(summary, console)
     console.print(f"Reports: {', '.join(str(path) for path in paths.values())}")
-    if logger_config is not None:
-        loggers = build_loggers(logger_config)
-        log_suite(loggers, summary, paths)
-        close(loggers)
+    to_loggers(logger_config, lambda loggers: log_suite(loggers, summary, paths))
     return summary

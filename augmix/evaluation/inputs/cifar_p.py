@@ -11,24 +11,19 @@ import torch
 from torch import Tensor
 
 from augmix.evaluation.inputs.perturbed import PerturbationSet, PerturbationSpec
+from augmix.evaluation.inputs.sets import MappedArray
 from augmix.perturbations.readers import open_cifar_p
 
 
-class CifarPSet(PerturbationSet):
+class CifarPSet(MappedArray, PerturbationSet):
     """One ``<set>.npy``; item ``i`` is sequence ``i``, loaded as its frames (frames, 3, H, W)."""
 
     def __init__(self, spec: PerturbationSpec, name: str, frames: int, count: int) -> None:
         super().__init__(name, spec, frames, count)
         self.path = spec.root / f"{self.folder}.npy"
-        self._array: np.ndarray | None = None
-
-    def __getstate__(self) -> dict:
-        return {**self.__dict__, "_array": None}  # a memmap would be pickled as a full copy
 
     def load(self, start: int, stop: int) -> tuple[Tensor, Tensor]:
-        if self._array is None:
-            self._array = np.load(self.path, mmap_mode="r")
-        rows = self._array[start:stop]  # (n, frames, H, W, 3), nothing read yet
+        rows = self.array[start:stop]  # (n, frames, H, W, 3), nothing read yet
         n, frames, height, width, channels = rows.shape
         images = torch.empty((n * frames, channels, height, width), dtype=torch.uint8)
         np.copyto(images.numpy().reshape(n, frames, channels, height, width), rows.transpose(0, 1, 4, 2, 3))

@@ -79,16 +79,16 @@ def _header_size(path: str) -> tuple[int, int]:
         raise DataError(f"cannot read image {path} ({error}); replace it from the released archive") from None
 
 
-def _verify_files(root: Path, folders: list[FolderSource], counts: list[int], progress: bool) -> None:
+def verify_image_files(root: Path, paths: list[str], progress: bool, what: str = "-C",
+                       switch: str = "benchmark.verify_files") -> None:
     """Every image file's signature and end, before any compute (threads: pure reads, often over NFS)."""
-    paths = [path for source, count in zip(folders, counts) for path, _ in source.samples[:count]]
-    with file_progress(len(paths), progress, "checking -C files") as advance:
+    with file_progress(len(paths), progress, f"checking {what} files") as advance:
         bad = find_bad_images(paths, workers=16, processes=False, advance=advance)
     if bad:
         shown = "; ".join(f"{path} {problem}" for path, problem in bad[:10])
         raise DataError(
             f"{len(bad)} unreadable image file(s) in {root}, e.g. {shown}. Replace them from the released archive "
-            "(or set benchmark.verify_files=false to skip this check)."
+            f"(or set {switch}=false to skip this check)."
         )
 
 
@@ -121,7 +121,8 @@ def imagenet_c_sets(
         folders.append(FolderSource(folder, class_names=clean_classes))
     counts = [min(len(source), spec.limit_per_set) if spec.limit_per_set else len(source) for source in folders]
     if spec.verify_files:
-        _verify_files(root, folders, counts, spec.progress)
+        paths = [path for source, count in zip(folders, counts) for path, _ in source.samples[:count]]
+        verify_image_files(root, paths, spec.progress)
     size, reason = _set_size(folders, spec, image_size)
     return [
         SourceSet(source, transform, spec.limit_per_set, name, severity, size, reason)

@@ -19,8 +19,8 @@ import torch
 from torch import Tensor
 
 from augmix.data.sources import FolderSource, ImageSource, SubsetSource
-from augmix.data.verify import file_progress, find_bad_images
 from augmix.errors import DataError
+from augmix.evaluation.inputs.imagenet_c import verify_image_files
 from augmix.evaluation.inputs.imagenet_classes import IMAGENET_A_WNIDS, IMAGENET_R_WNIDS
 from augmix.evaluation.inputs.sets import Transform
 from augmix.evaluation.inputs.shift import IMAGES, REFERENCE, ShiftSet, ShiftSpec
@@ -93,18 +93,6 @@ def _check_clean_classes(spec: ShiftSpec, clean_classes: list[str], wanted: tupl
         )
 
 
-def _verify(spec: ShiftSpec, source: ImageSource, count: int) -> None:
-    paths = (source.files() or [])[:count]
-    with file_progress(len(paths), spec.progress, f"checking {spec.name} files") as advance:
-        bad = find_bad_images(paths, workers=16, processes=False, advance=advance)
-    if bad:
-        shown = "; ".join(f"{path} {problem}" for path, problem in bad[:10])
-        raise DataError(
-            f"{len(bad)} unreadable image file(s) in {spec.root}, e.g. {shown}. Replace them from the released archive "
-            "(or set verify_files=false on this set to skip this check)."
-        )
-
-
 def imagenet_shift_sets(spec: ShiftSpec, clean: ImageSource, transform: Transform) -> list[ShiftSet]:
     """The set of ``spec`` and, for ImageNet-R/A, the clean val images of its 200 classes scored the same way."""
     clean_classes = list(clean.classes)
@@ -115,7 +103,7 @@ def imagenet_shift_sets(spec: ShiftSpec, clean: ImageSource, transform: Transfor
     images = RelabelledSource(source, labels, classes)
     count = min(len(images), spec.limit_per_set) if spec.limit_per_set else len(images)
     if spec.verify_files:
-        _verify(spec, images, count)
+        verify_image_files(spec.root, (images.files() or [])[:count], spec.progress, spec.name, f"{spec.name}'s verify_files")
     if spec.format not in SUBSETS:
         return [ShiftSet(IMAGES, images, transform, spec.limit_per_set)]
     wnids = SUBSETS[spec.format][0]

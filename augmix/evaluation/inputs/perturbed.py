@@ -27,7 +27,7 @@ from augmix.corruptions.writer import IN_PROGRESS_NAME
 from augmix.errors import DataError
 from augmix.evaluation.inputs.corrupted import read_marker
 from augmix.evaluation.inputs.sets import EvalSet
-from augmix.evaluation.inputs.spec import check_keys, check_switches, optional_count
+from augmix.evaluation.inputs.spec import check_identity, check_keys, check_switches, optional_count
 from augmix.evaluation.metrics import stability_metrics, stability_rows
 from augmix.perturbations.registry import (
     ALL_PERTURBATIONS,
@@ -94,13 +94,7 @@ def download_hint(spec: PerturbationSpec) -> str:
 def perturbation_spec(node: Mapping, prefix: str) -> PerturbationSpec:
     """Check a -P node and freeze it. Raises ConfigError naming the first bad key."""
     check_keys(node, KEYS, prefix, "a -P node (configs/benchmark/perturbation_default.yaml)")
-    name, fmt, root = node.get("name"), node.get("format"), node.get("root")
-    if not isinstance(name, str) or not name:
-        fail(prefix + "name", name, "must be a non-empty string naming the set in reports")
-    if fmt not in FORMATS:
-        fail(prefix + "format", fmt, f"must be one of {list(FORMATS)}")
-    if not isinstance(root, str) or not root:
-        fail(prefix + "root", root, f"must be the folder holding the {name} files ({prefix}root=DIR)")
+    name, fmt, root = check_identity(node, prefix, FORMATS)
     chosen = node.get("perturbations")
     if chosen is not None and (not is_sequence(chosen) or not chosen or any(p not in ALL_PERTURBATIONS for p in chosen)):
         fail(prefix + "perturbations", chosen, f"must be null (the 10 benchmark perturbations) or a list drawn from {list(ALL_PERTURBATIONS)}")

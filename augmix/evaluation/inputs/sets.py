@@ -118,7 +118,24 @@ class SourceSet(EvalSet):
         return images, targets
 
 
-class ArraySet(EvalSet):
+class MappedArray:
+    """A .npy file read through a memory map that each loader worker opens for itself on first use
+    (a map would be pickled as a full copy of the array)."""
+
+    path: Path
+    _array: np.ndarray | None = None
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_array": None}
+
+    @property
+    def array(self) -> np.ndarray:
+        if self._array is None:
+            self._array = np.load(self.path, mmap_mode="r")
+        return self._array
+
+
+class ArraySet(MappedArray, EvalSet):
     """One severity block of a CIFAR-C ``<corruption>.npy``, read through a memory map.
 
     Only the rows of a batch are read; the map is opened lazily in each worker process.
@@ -137,15 +154,9 @@ class ArraySet(EvalSet):
         self.path, self.offset, self.count = Path(path), offset, count
         self.labels = torch.from_numpy(np.asarray(labels[:count], dtype=np.int64))
         self.corruption, self.severity, self.transform = corruption, severity, transform
-        self._array: np.ndarray | None = None
-
-    def __getstate__(self) -> dict:
-        return {**self.__dict__, "_array": None}  # a memmap would be pickled as a full copy
 
     def load(self, start: int, stop: int) -> tuple[Tensor, Tensor]:
-        if self._array is None:
-            self._array = np.load(self.path, mmap_mode="r")
-        rows = self._array[self.offset + start : self.offset + stop]  # a view: nothing read yet
+        rows = self.array[self.offset + start : self.offset + stop]  # a view: nothing read yet
         images = torch.empty((len(rows), rows.shape[3], rows.shape[1], rows.shape[2]), dtype=torch.uint8)
         np.copyto(images.numpy(), rows.transpose(0, 3, 1, 2))  # one pass: read the rows, lay them out NCHW
         return apply_transform(self.transform, images), self.labels[start:stop]

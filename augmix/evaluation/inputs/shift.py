@@ -28,8 +28,7 @@ from torch import Tensor
 
 from augmix.data.sources import ImageSource
 from augmix.evaluation.inputs.sets import SourceSet, Transform
-from augmix.evaluation.inputs.spec import IMAGENET_CLASSES, check_keys, check_switches, optional_count
-from augmix.rules import fail
+from augmix.evaluation.inputs.spec import IMAGENET_CLASSES, check_identity, check_keys, check_switches, optional_count
 
 FORMATS: dict[str, int] = {  # format: the classes a model must predict
     "imagenet_r": IMAGENET_CLASSES,
@@ -90,13 +89,7 @@ def download_hint(spec: ShiftSpec) -> str:
 def shift_spec(node: Mapping, prefix: str) -> ShiftSpec:
     """Check a distribution-shift node and freeze it. Raises ConfigError naming the first bad key."""
     check_keys(node, KEYS, prefix, "a distribution-shift node (configs/benchmark/shift_default.yaml)")
-    name, fmt, root = node.get("name"), node.get("format"), node.get("root")
-    if not isinstance(name, str) or not name:
-        fail(prefix + "name", name, "must be a non-empty string naming the set in reports")
-    if fmt not in FORMATS:
-        fail(prefix + "format", fmt, f"must be one of {list(FORMATS)}")
-    if not isinstance(root, str) or not root:
-        fail(prefix + "root", root, f"must be the folder holding the {name} files ({prefix}root=DIR)")
+    name, fmt, root = check_identity(node, prefix, FORMATS)
     check_switches(node, ("top5", "verify_files", "progress"), prefix)
     return ShiftSpec(
         name=name,

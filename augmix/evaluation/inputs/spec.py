@@ -47,6 +47,19 @@ def check_keys(node: Mapping, known: tuple[str, ...], prefix: str, kind: str) ->
             raise unknown_key(f"{prefix}{key}", list(known), prefix, prefix.rstrip("."), f"the keys of {kind}")
 
 
+def check_identity(node: Mapping, prefix: str, formats: tuple[str, ...] | dict, rootless: tuple[str, ...] = ()) -> tuple[str, str, str | None]:
+    """A benchmark node's ``name``, ``format`` (one of ``formats``) and ``root`` (a folder, unless the
+    format is ``rootless``)."""
+    name, fmt, root = node.get("name"), node.get("format"), node.get("root")
+    if not isinstance(name, str) or not name:
+        fail(prefix + "name", name, "must be a non-empty string naming the benchmark in reports")
+    if fmt not in formats:
+        fail(prefix + "format", fmt, f"must be one of {list(formats)}")
+    if fmt not in rootless and (not isinstance(root, str) or not root):
+        fail(prefix + "root", root, f"must be the folder holding the {name} files ({prefix}root=DIR)")
+    return name, fmt, root
+
+
 @dataclass(frozen=True)
 class BenchmarkSpec:
     """What to evaluate: which sets, where they live and how their images are preprocessed."""
@@ -124,15 +137,7 @@ def _severities(node: Mapping, prefix: str) -> tuple[int, ...]:
 def benchmark_spec(node: Mapping, prefix: str = "benchmark.") -> BenchmarkSpec:
     """Check the ``benchmark`` node and freeze it. Raises ConfigError naming the first bad key."""
     check_keys(node, KEYS, prefix, "a -C benchmark node (configs/benchmark/default.yaml)")
-    name = node.get("name")
-    if not isinstance(name, str) or not name:
-        fail(prefix + "name", name, "must be a non-empty string naming the benchmark in reports")
-    fmt = node.get("format")
-    if fmt not in FORMATS:
-        fail(prefix + "format", fmt, f"must be one of {list(FORMATS)}")
-    root = node.get("root")
-    if fmt != "synthetic" and (not isinstance(root, str) or not root):
-        fail(prefix + "root", root, f"must be the folder holding the {name} files ({prefix}root=DIR)")
+    name, fmt, root = check_identity(node, prefix, FORMATS, rootless=("synthetic",))
     protocol = node.get("protocol", "benchmark")
     if protocol not in PROTOCOLS:
         fail(prefix + "protocol", protocol, f"must be one of {list(PROTOCOLS)}")
