@@ -322,3 +322,57 @@ def test_p_and_restricted_sets_give_the_same_figures_on_any_number_of_ranks(digi
     for key, metrics in alone.items():
         for figure, value in metrics.items():
             assert sharded[key][figure] == pytest.approx(value, rel=1e-6), (key, figure)
+
+
+def small_suite(inputs: dict[str, Path], out: Path, overrides: list[str] = ()) -> dict:
+    """The digits suite with its own two members only: synthetic fog-1 and 2 perturbations."""
+    cfg = evaluate_config(inputs["checkpoint"], out, [
+        "suite=digits", f"suite.limit_per_set={N}", "suite.progress=false", "suite.members.digitsc.corruptions=[fog]",
+        "suite.members.digitsc.severities=[1]", f"suite.members.digitsp.root={inputs['cifar_p']}",
+        f"suite.members.digitsp.perturbations=[{','.join(PERTURBATIONS)}]", *overrides,
+    ])
+    with contextlib.redirect_stdout(io.StringIO()):
+        return run(cfg)
+
+
+def test_wandb_gets_every_summary_number_both_figures_and_the_tables(digits_inputs, tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    logged = {}
+    from pytorch_lightning.loggers import WandbLogger
+
+    real = WandbLogger.log_metrics
+    monkeypatch.setattr(WandbLogger, "log_metrics", lambda self, metrics, step=None: logged.update(metrics) or real(self, metrics, step))
+    summary = small_suite(digits_inputs, tmp_path / "out", ["logger=wandb"])
+    expected = {f"robustness/{key}" for key, value in summary["headline"].items() if value is not None}
+    assert expected <= set(logged) and "robustness/digitsp/mFP" in expected and "robustness/digitsc/mean_corruption_error" in expected
+    assert logged["robustness/regenerated"] == 1.0 and logged["robustness/digitsp/flip_probability/rotate"] >= 0
+    files = [str(p.relative_to(tmp_path)) for p in (tmp_path / "out" / "wandb").rglob("*") if p.is_file()]
+    for media in ("images/robustness/digitsc/figure", "images/robustness/perturbation/figure", "table/robustness/summary",
+                  "table/robustness/digitsc/table", "table/robustness/digitsp/table"):
+        assert any(f"media/{media}" in path for path in files), (media, files)
+
+
+def test_a_stop_signal_keeps_the_finished_sets_of_a_suite(digits_inputs, tmp_path, monkeypatch, capsys):
+    """SIGTERM arriving while the third set is being computed: two sets are kept, exit status 0."""
+    import signal
+
+    from augmix import interrupts
+
+    real_write, written = ResultStore.write, []
+
+    def write_then_signal(self, key, metrics):
+        real_write(self, key, metrics)
+        written.append(key)
+        if len(written) == 2:
+            signal.raise_signal(signal.SIGTERM)
+
+    monkeypatch.setattr(ResultStore, "write", write_then_signal)
+    with pytest.raises(interrupts.Stopped) as stopped:
+        small_suite(digits_inputs, tmp_path / "out")
+    assert stopped.value.code == 0 and written == ["clean", "fog-1"]
+    assert capsys.readouterr().err.strip() == (
+        f"SIGTERM: stopped evaluation after 2 of 4 sets; the finished sets are kept in {tmp_path / 'out' / 'robustness_sets'}; "
+        "run the same command again to continue."
+    )
+    assert sorted(p.name for p in (tmp_path / "out" / "robustness_sets" / "digitsc").iterdir()) == ["fog-1.json", "run.json"]
