@@ -376,3 +376,22 @@ def test_a_stop_signal_keeps_the_finished_sets_of_a_suite(digits_inputs, tmp_pat
         "run the same command again to continue."
     )
     assert sorted(p.name for p in (tmp_path / "out" / "robustness_sets" / "digitsc").iterdir()) == ["fog-1.json", "run.json"]
+
+
+@pytest.mark.parametrize(("suite", "data", "members"), [
+    ("cifar10", "cifar10", ["cifar10c", "cifar10cbar", "cifar10p", "cifar10_1", "cifar10_2"]),
+    ("cifar100", "cifar100", ["cifar100c", "cifar100p"]),
+    ("tinyimagenet", "tinyimagenet", ["tinyimagenetc", "tinyimagenetp"]),
+    ("imagenet", "imagenet", ["imagenetc", "imagenetcbar", "imagenetp", "imagenet_r", "imagenet_a", "imagenet_sketch", "imagenet_v2"]),
+    ("digits", "digits", ["digitsc", "digitsp"]),
+])
+def test_every_suite_composes_with_its_data_config_and_overridable_members(tmp_path, suite, data, members):
+    from augmix.evaluation.commands import evaluation_spec
+
+    first = members[0]
+    cfg = evaluate_config(tmp_path / "x.ckpt", tmp_path, [f"suite={suite}", f"suite.members.{members[-1]}=null",
+                                                         f"suite.members.{first}.limit_per_set=7"])
+    spec = evaluation_spec(cfg)
+    assert cfg.data.name == data and list(spec.members) == members[:-1]
+    root = spec.members[first].root  # under ${paths.data_dir}; none for synthetic -C
+    assert spec.members[first].limit_per_set == 7 and (root is None or root.parent.name == "data")
