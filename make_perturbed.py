@@ -1,5 +1,5 @@
 """Write "-P" sets of any data config's test split in the CIFAR-10-P (.npy) or ImageNet-P (mp4
-folder) format, marked regenerated. Composes configs/make_perturbed.yaml; see docs/perturbations.md.
+folder) format, marked regenerated. Composes configs/make_perturbed.yaml; see docs/evaluation.md (Perturbation stability).
 
     python make_perturbed.py data=digits format=cifar_p out=data/digits-P
     python make_perturbed.py data=imagenet format=imagenet_p out=data/ImageNet-P-regen workers=16

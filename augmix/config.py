@@ -217,6 +217,7 @@ TRAIN_KEYS: dict[str, Any] = schema_fields(TrainConfig)
 TRAIN_RULES: dict[str, Any] = rules_of(TrainConfig)
 EVALUATE_KEYS: dict[str, Any] = {
     **dict.fromkeys(("task_name", "tags", "checkpoint", "ignore_checkpoint_config", "benchmark", "data", "trainer", "logger", "paths", "hydra")),
+    "suite": None,  # checked by augmix.evaluation.inputs.suite
     "model": dict.fromkeys(("backbone", "backbone_kwargs")),
 }
 MAKE_CORRUPTED_KEYS: dict[str, Any] = dict.fromkeys(

@@ -28,6 +28,50 @@ ALL_CORRUPTIONS: tuple[str, ...] = BENCHMARK_CORRUPTIONS + EXTRA_CORRUPTIONS
 HELD_OUT_CORRUPTIONS: tuple[str, ...] = EXTRA_CORRUPTIONS
 SEVERITIES: tuple[int, ...] = (1, 2, 3, 4, 5)
 
+# -C-bar (Mintun, Kirillov and Xie, "On Interaction Between Augmentations and Corruptions in Natural
+# Corruption Robustness", NeurIPS 2021): 10 corruptions per dataset, chosen to be perceptually far from
+# -C's, each with the parameter of its severities 1..5, as listed in github.com/facebookresearch/
+# augmentation-corruption, imagenet_c_bar/cifar10_c_bar.csv and imagenet_c_bar.csv (order and spelling
+# as there: "abberation" included). The CIFAR and ImageNet lists differ in five names. Their released
+# layouts are -C's (make_cifar10_c_bar.py: <name>.npy of 5 severity blocks + labels.npy; ImageNet-C-bar:
+# <name>/<severity>/<wnid>/, the severity folder named 1..5 in the preprocessed download and by the
+# parameter ("2.35") when make_imagenet_c_bar.py wrote it).
+# fmt: off
+CIFAR10_C_BAR: dict[str, tuple[float, ...]] = {
+    "blue_noise_sample": (0.7, 1.4, 2.1, 3.5, 4.2),
+    "checkerboard_cutout": (1.0, 2.0, 3.0, 4.0, 5.0),
+    "inverse_sparkles": (1.0, 1.5, 2.5, 4.5, 5.0),
+    "pinch_and_twirl": (5.5, 6.0, 6.5, 8.5, 10.0),
+    "ripple": (5.5, 6.0, 6.5, 7.5, 8.0),
+    "brownish_noise": (2.5, 4.0, 5.5, 6.5, 7.0),
+    "circular_motion_blur": (2.8, 3.6, 4.4, 5.2, 6.0),
+    "lines": (0.5, 1.0, 1.5, 2.0, 2.5),
+    "sparkles": (0.7, 3.5, 5.6, 6.3, 7.0),
+    "transverse_chromatic_abberation": (1.0, 2.0, 5.0, 9.0, 10.0),
+}
+IMAGENET_C_BAR: dict[str, tuple[float, ...]] = {
+    "caustic_refraction": (2.35, 3.2, 4.9, 6.6, 9.15),
+    "inverse_sparkles": (1.0, 2.0, 4.0, 9.0, 10.0),
+    "sparkles": (1.0, 2.0, 3.0, 5.0, 6.0),
+    "perlin_noise": (4.6, 5.2, 5.8, 7.6, 8.8),
+    "blue_noise_sample": (0.8, 1.6, 2.4, 4.0, 5.6),
+    "plasma_noise": (4.75, 7.0, 8.5, 9.25, 10.0),
+    "checkerboard_cutout": (2.0, 3.0, 4.0, 5.0, 6.0),
+    "cocentric_sine_waves": (3.0, 5.0, 8.0, 9.0, 10.0),
+    "single_frequency_greyscale": (1.0, 1.5, 2.0, 4.5, 5.0),
+    "brownish_noise": (1.0, 2.0, 3.0, 4.0, 5.0),
+}
+# fmt: on
+
+#: The corruption families a -C layout can hold: (the test corruptions, the extra ones). ``c`` is the
+#: -C benchmarks' (all synthesisable here); the -C-bar families are read from their released files only.
+CORRUPTION_SETS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "c": (BENCHMARK_CORRUPTIONS, EXTRA_CORRUPTIONS),
+    "cifar10_c_bar": (tuple(CIFAR10_C_BAR), ()),
+    "imagenet_c_bar": (tuple(IMAGENET_C_BAR), ()),
+}
+SEVERITY_PARAMETERS: dict[str, dict[str, tuple[float, ...]]] = {"cifar10_c_bar": CIFAR10_C_BAR, "imagenet_c_bar": IMAGENET_C_BAR}
+
 #: What ``${corruptions:GROUP}`` in a config resolves to (see ``corruption_group``).
 GROUPS: dict[str, tuple[str, ...]] = {
     "benchmark": BENCHMARK_CORRUPTIONS,
@@ -60,27 +104,31 @@ def check_corruption(key: str, name: Any) -> str:
     return name
 
 
-def check_corruptions(key: str, names: Any) -> tuple[str, ...]:
-    """A non-empty list of corruption names, returned in the given order."""
+def check_corruptions(key: str, names: Any, known: tuple[str, ...] = ALL_CORRUPTIONS) -> tuple[str, ...]:
+    """A non-empty list of corruption names drawn from ``known``, returned in the given order."""
     if not is_sequence(names) or len(names) == 0:
-        fail(key, names, f"must be a non-empty list drawn from {list(ALL_CORRUPTIONS)}")
-    unknown = [name for name in names if not _known(name)]
+        fail(key, names, f"must be a non-empty list drawn from {list(known)}")
+    unknown = [name for name in names if not isinstance(name, str) or name not in known]
     if unknown:
-        fail(key, names, f"unknown name(s) {unknown}; choose from {list(ALL_CORRUPTIONS)}")
+        fail(key, names, f"unknown name(s) {unknown}; choose from {list(known)}")
     return tuple(names)
 
 
-def select_corruptions(chosen: Any, extra: Any = False, prefix: str = "") -> tuple[str, ...]:
-    """The corruptions of a -C set from its ``corruptions`` and ``extra`` keys: ``chosen`` (null: the 15
-    benchmark corruptions), plus the 4 extra ones when ``extra`` is true, in canonical order, no duplicates."""
+def select_corruptions(chosen: Any, extra: Any = False, prefix: str = "", family: str = "c") -> tuple[str, ...]:
+    """The corruptions of a -C set from its ``corruptions`` and ``extra`` keys: ``chosen`` (null: the
+    family's test corruptions, the 15 of -C), plus the extra ones (-C's 4) when ``extra`` is true, in
+    canonical order, no duplicates."""
+    tests, extras = CORRUPTION_SETS[family]
     if chosen is not None and (not is_sequence(chosen) or len(chosen) == 0):
-        fail(prefix + "corruptions", chosen, "must be null (the 15 benchmark corruptions) or a non-empty list")
-    names = BENCHMARK_CORRUPTIONS if chosen is None else check_corruptions(prefix + "corruptions", chosen)
+        fail(prefix + "corruptions", chosen, f"must be null (the {len(tests)} benchmark corruptions) or a non-empty list")
+    names = tests if chosen is None else check_corruptions(prefix + "corruptions", chosen, tests + extras)
     if not isinstance(extra, bool):
         fail(prefix + "extra", extra, "must be true or false")
+    if extra and not extras:
+        fail(prefix + "extra", extra, f"must be false: {family} has no extra corruptions")
     if extra:
-        names += EXTRA_CORRUPTIONS
-    return tuple(name for name in ALL_CORRUPTIONS if name in names)
+        names += extras
+    return tuple(name for name in tests + extras if name in names)
 
 
 def check_severity(key: str, severity: Any) -> int:

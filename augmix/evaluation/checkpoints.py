@@ -220,3 +220,25 @@ def load_weights(model: nn.Module, checkpoint: Checkpoint, backbone: str) -> nn.
             "Check model.backbone (and model.backbone_kwargs)."
         )
     return model
+
+
+
+def check_class_count(checkpoint: Checkpoint, found: int, classes: int, against: str) -> None:
+    """One line when the checkpoint predicts ``found`` classes where ``against`` ("benchmark
+    cifar10c") has ``classes``."""
+    if found != classes:
+        raise CheckpointError(
+            f"{checkpoint.path} was trained for {found} classes but {against} has {classes}; "
+            "evaluate it on the benchmark of its own dataset"
+        )
+
+
+def build_model(checkpoint: Checkpoint, backbone: str, backbone_kwargs: Mapping[str, Any], classes: int,
+                against: str) -> nn.Module:
+    """The backbone for ``classes`` outputs with the checkpoint's weights, once its classifier is
+    checked to predict that many (``check_class_count``)."""
+    model = create_backbone(backbone, classes, backbone_kwargs)
+    found = checkpoint_classes(checkpoint, model)
+    if found is not None:
+        check_class_count(checkpoint, found, classes, against)
+    return load_weights(model, checkpoint, backbone)

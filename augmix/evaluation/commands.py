@@ -16,7 +16,6 @@ from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from lightning_fabric import Fabric
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 
@@ -26,7 +25,7 @@ from augmix.config import validate_evaluate
 from augmix.data.clean import clean_source
 from augmix.environment import is_global_rank_zero
 from augmix.errors import CheckpointError, ConfigError, DataError
-from augmix.evaluation.checkpoints import Checkpoint, checkpoint_classes, create_backbone, load_weights, read_checkpoint
+from augmix.evaluation.checkpoints import Checkpoint, build_model, check_class_count, read_checkpoint
 from augmix.evaluation.inputs import (
     CLEAN,
     BenchmarkSpec,
@@ -36,13 +35,12 @@ from augmix.evaluation.inputs import (
     download_hint,
     regeneration_info,
 )
-from augmix.evaluation.metrics import summarise
-from augmix.evaluation.reports import close, log_summary, print_table, write_reports
-from augmix.evaluation.run import ResultStore, run_sets
+from augmix.evaluation.inputs.suite import SuiteSpec, is_corruption_node, single_suite, suite_spec
+from augmix.evaluation.reports import log_summary, print_table, to_loggers, write_reports
+from augmix.evaluation.run import SETS_FOLDER, ResultStore, launch, model_description, run_sets
+from augmix.evaluation.sections import corruption_section
+from augmix.evaluation.suite import Target, run_suite
 from augmix.files import remove_stale_temporaries
-from augmix.loggers import build_loggers
-
-SETS_FOLDER = "robustness_sets"
 
 
 def plain(node: Any) -> Any:
@@ -60,14 +58,6 @@ def check_benchmark_against_data(spec: BenchmarkSpec, data: Mapping[str, Any]) -
         )
     if spec.root is not None and not spec.root.is_dir():
         raise DataError(f"benchmark root {spec.root} does not exist. {download_hint(spec)}")
-
-
-def _check_classes(spec: BenchmarkSpec, checkpoint: Checkpoint, model_classes: int, expected: int) -> None:
-    if model_classes != expected:
-        raise CheckpointError(
-            f"{checkpoint.path} was trained for {model_classes} classes but benchmark {spec.name} has {expected}; "
-            "evaluate it on the benchmark of its own dataset"
-        )
 
 
 def run_evaluation(
@@ -89,13 +79,9 @@ def run_evaluation(
     data = check_data(data, origin)
     expected = spec.num_classes or data["num_classes"]
     if trained_classes is not None:
-        _check_classes(spec, checkpoint, trained_classes, expected)
+        check_class_count(checkpoint, trained_classes, expected, f"benchmark {spec.name}")
     check_benchmark_against_data(spec, data)
-    model = create_backbone(backbone, expected, backbone_kwargs)
-    found = checkpoint_classes(checkpoint, model)
-    if found is not None:
-        _check_classes(spec, checkpoint, found, expected)
-    load_weights(model, checkpoint, backbone)
+    model = build_model(checkpoint, backbone, backbone_kwargs, expected, f"benchmark {spec.name}")
 
     datamodule = build_datamodule(data, origin)
     clean = clean_source(datamodule)
@@ -110,19 +96,15 @@ def run_evaluation(
     store = ResultStore(
         Path(output_dir) / SETS_FOLDER,
         {  # everything that changes a set's numbers; not what only changes the report (top5, mCE)
-            "checkpoint_sha256": checkpoint.sha256,
-            "backbone": backbone,
-            "backbone_kwargs": dict(backbone_kwargs),
+            **model_description(
+                checkpoint.sha256, backbone, backbone_kwargs, data, len(clean), expected, fabric_kwargs.get("precision")
+            ),
             "benchmark": spec.name,
             "format": spec.format,
             "protocol": spec.protocol,
             "root": str(spec.root.resolve()) if spec.root else None,
             "limit_per_set": spec.limit_per_set,
             "seed": spec.seed if spec.format == "synthetic" else None,
-            "data": {key: data.get(key) for key in ("name", "image_size", "mean", "std", "eval_transform")},
-            "clean": {"root": str(Path(data["root"]).resolve()), "images": len(clean)},
-            "num_classes": expected,
-            "precision": str(fabric_kwargs.get("precision")),
         },
         replace_stale=replace_stale,
     )
@@ -130,9 +112,7 @@ def run_evaluation(
         store.open()
         remove_stale_temporaries(output_dir)  # of the reports
 
-    fabric = Fabric(**fabric_kwargs)
-    fabric.launch()
-    model = fabric.strategy.precision.convert_module(model).to(fabric.device)
+    fabric, model = launch(fabric_kwargs, model)
     results = run_sets(
         fabric,
         model,
@@ -147,47 +127,41 @@ def run_evaluation(
     if fabric.global_rank != 0:
         return {}
 
-    corrupted: dict[str, dict[int, dict]] = {}
-    for evalset in sets[1:]:
-        corrupted.setdefault(evalset.corruption, {})[evalset.severity] = results[evalset.key]
+    section = corruption_section(spec, sets[1:], results, results[CLEAN], expected, regenerated)
     summary = {
-        "benchmark": spec.name,
-        "format": spec.format,
-        "root": str(spec.root) if spec.root else None,
+        **section,
         "checkpoint": str(checkpoint.path),
         "checkpoint_sha256": checkpoint.sha256,
         "checkpoint_kind": checkpoint.kind,
         "backbone": backbone,
         "data": data["name"],
         "num_classes": expected,
-        "protocol": spec.protocol,
-        "regenerated": regenerated is not None,
-        "regeneration": regenerated,
-        "complete": spec.complete,
-        "limit_per_set": spec.limit_per_set,
-        "corruptions": list(spec.corruptions),
-        "severities": list(spec.severities),
-        **summarise(results[CLEAN], corrupted, spec.reports_mce(expected), spec.top5),
-        "sets": {evalset.key: results[evalset.key] for evalset in sets},
+        "sets": {CLEAN: results[CLEAN], **section["sets"]},
     }
     paths = write_reports(summary, output_dir)
     console = Console()
     print_table(summary, console)
     console.print(f"Reports: {Path(output_dir) / 'robustness'}.{{json,csv,md,png}}")
-    if logger_config is not None:
-        loggers = build_loggers(logger_config)
-        log_summary(loggers, summary, paths["png"])
-        close(loggers)
+    to_loggers(logger_config, lambda loggers: log_summary(loggers, summary, paths["png"]))
     return summary
+
+
+def _command_line() -> list[Any]:
+    if not HydraConfig.initialized():
+        return []
+    return OverridesParser.create().parse_overrides(list(HydraConfig.get().overrides.task))
 
 
 def command_line_data_overrides() -> tuple[list[str], bool]:
     """Keys under ``data.`` set on the command line, and whether a ``data=NAME`` choice was made."""
-    if not HydraConfig.initialized():
-        return [], False
-    parsed = OverridesParser.create().parse_overrides(list(HydraConfig.get().overrides.task))
+    parsed = _command_line()
     keys = [o.key_or_group[len("data.") :] for o in parsed if o.key_or_group.startswith("data.") and not o.is_delete()]
     return keys, any(o.key_or_group == "data" for o in parsed)
+
+
+def command_line_choices(group: str) -> list[str]:
+    """The command line's overrides of ``group`` (``group=NAME``) or of its keys (``group.KEY=...``)."""
+    return [o.input_line for o in _command_line() if o.key_or_group == group or o.key_or_group.startswith(group + ".")]
 
 
 def data_config(cfg: DictConfig, checkpoint: Checkpoint, keys: Sequence[str], group_chosen: bool) -> dict[str, Any]:
@@ -271,30 +245,38 @@ def evaluate(cfg: DictConfig, data_overrides: tuple[list[str], bool] | None = No
         return _evaluate(cfg, data_overrides)
 
 
+def evaluation_spec(cfg: DictConfig) -> BenchmarkSpec | SuiteSpec:
+    """What ``evaluate.py`` runs: ``suite=NAME`` (the clean set and every member found), a -C
+    ``benchmark=NAME`` (reported as ever), or any other ``benchmark=NAME`` as a suite of one member."""
+    if cfg.get("suite") is None:
+        return benchmark_spec(cfg.benchmark) if is_corruption_node(cfg.benchmark) else single_suite(cfg.benchmark)
+    if command_line_choices("benchmark"):
+        raise ConfigError(
+            "benchmark=... / benchmark.KEY=... do nothing with suite=...: a suite evaluates its members; change one "
+            "with suite.members.NAME.KEY=VALUE (e.g. suite.members.cifar10c.root=DIR) or leave it out with suite.members.NAME=null"
+        )
+    return suite_spec(cfg.suite)
+
+
 def _evaluate(cfg: DictConfig, data_overrides: tuple[list[str], bool] | None) -> dict:
     validate_evaluate(cfg)
     if OmegaConf.is_missing(cfg, "checkpoint") or not cfg.get("checkpoint"):
         raise ConfigError(
             "checkpoint=PATH is required: a train.py .ckpt, or a state_dict/.pth.tar with model.backbone=NAME"
         )
-    spec = benchmark_spec(cfg.benchmark)
+    spec = evaluation_spec(cfg)
     checkpoint = read_checkpoint(cfg.checkpoint)
     if cfg.get("ignore_checkpoint_config"):
         checkpoint = dataclasses.replace(checkpoint, config=None)  # weights only, like a plain state_dict
     keys, group_chosen = data_overrides if data_overrides is not None else command_line_data_overrides()
     data = data_config(cfg, checkpoint, keys, group_chosen)
     backbone, kwargs, trained_classes = model_choice(cfg, checkpoint)
+    origin = CHECKPOINT if checkpoint.config is not None else USER_CONFIG
+    devices, output_dir, logger = fabric_settings(cfg.get("trainer")), cfg.paths.output_dir, cfg.get("logger")
+    if isinstance(spec, SuiteSpec):
+        return run_suite(spec, Target(checkpoint, data, backbone, kwargs, trained_classes, devices, output_dir, logger, origin))
     return run_evaluation(
-        checkpoint,
-        spec,
-        data,
-        backbone,
-        kwargs,
-        trained_classes,
-        fabric_settings(cfg.get("trainer")),
-        cfg.paths.output_dir,
-        logger_config=cfg.get("logger"),
-        origin=CHECKPOINT if checkpoint.config is not None else USER_CONFIG,
+        checkpoint, spec, data, backbone, kwargs, trained_classes, devices, output_dir, logger_config=logger, origin=origin
     )
 
 

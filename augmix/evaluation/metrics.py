@@ -9,6 +9,13 @@ Errors are in percent. The summaries follow the benchmarks' own definitions:
 * ``mCE``: CE_c = mean_s E(c, s) / AlexNet_c, averaged over the 15 corruptions
   (``compute_mce`` in AugMix's ``imagenet.py``; Hendrycks & Dietterich, 2019).
 * ``relative_mCE``: (mean_s E(c, s) - E_clean) / (AlexNet_c - AlexNet_clean), averaged likewise.
+
+-C-bar sets use the same figures over their own 10 corruptions (``augmix.corruptions.names``).
+Perturbation sets (-P) are scored per video (``stability_rows``) with the definitions of
+``augmix.perturbations.metrics``; their summary is mFP and the mean top-5 distance. mFR and mT5D
+divide by AlexNet's values, which could not be verified, so they are reported as null.
+Distribution-shift sets (ImageNet-R/A/Sketch/V2, CIFAR-10.1/10.2) are per-image sets like the clean
+one; their summary adds the gap to the error of their in-distribution reference.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from augmix.corruptions.names import BENCHMARK_CORRUPTIONS, EXTRA_CORRUPTIONS
+from augmix.perturbations.metrics import video_flip_rate, video_rank_distance
 
 # AlexNet's ImageNet-C errors (fractions, mean over the 5 severities), canonical order, as
 # published with the benchmark (hendrycks/robustness) and used by AugMix's imagenet.py.
@@ -175,19 +183,22 @@ def summarise(
     corrupted: Mapping[str, Mapping[int, Mapping[str, float | int | None]]],
     alexnet_baseline: bool,
     top5: bool,
+    names: Sequence[str] = BENCHMARK_CORRUPTIONS,
+    extra_names: Sequence[str] = EXTRA_CORRUPTIONS,
 ) -> dict:
-    """The figures of ``robustness.json`` from the clean set's and every corrupted set's metrics."""
+    """The figures of ``robustness.json`` from the clean set's and every corrupted set's metrics;
+    ``names`` are the corruptions whose mean is the benchmark's figure (-C's 15, a -C-bar's 10)."""
     errors = {name: {s: m["error"] for s, m in by_s.items()} for name, by_s in corrupted.items()}
     means = mean_over_severities(errors)
     ce = corruption_errors_vs_alexnet(means) if alexnet_baseline else None
     relative = relative_corruption_errors(means, clean["error"]) if alexnet_baseline else None
-    benchmark_sets = [m for name, by_s in corrupted.items() if name in BENCHMARK_CORRUPTIONS for m in by_s.values()]
+    benchmark_sets = [m for name, by_s in corrupted.items() if name in names for m in by_s.values()]
     summary = {
         "clean_error": clean["error"],
         "corruption_errors": {name: {str(s): e for s, e in by_s.items()} for name, by_s in errors.items()},
         "mean_errors": means,
-        "mean_corruption_error": mean_corruption_error(means),
-        "mean_extra_corruption_error": mean_corruption_error(means, EXTRA_CORRUPTIONS),
+        "mean_corruption_error": mean_corruption_error(means, names),
+        "mean_extra_corruption_error": mean_corruption_error(means, extra_names),
         "mCE": _mean(list(ce.values())) if ce else None,
         "relative_mCE": _mean(list(relative.values())) if relative else None,
         "corruption_ce": ce,
@@ -206,4 +217,72 @@ def summarise(
             name: {str(s): m["top5_error"] for s, m in by_s.items()} for name, by_s in corrupted.items()
         }
         summary["mean_corruption_top5_error"] = _mean([m["top5_error"] for m in benchmark_sets])
+    return summary
+
+
+# ------------------------------------------------------------------------ perturbation stability (-P)
+
+STABILITY_COLUMNS = ("flip", "top5_distance", "zipf_distance")
+
+
+def stability_rows(logits: Tensor, frames: int, noise: bool, difficulty: int) -> Tensor:
+    """(videos, 3) float64 on the logits' device: each video's flip rate, top-5 and Zipf distance
+    (``augmix.perturbations.metrics``) from the logits of its ``frames`` consecutive frames."""
+    videos = logits.float().reshape(-1, frames, logits.shape[-1]).cpu().numpy()
+    rows = [
+        [
+            video_flip_rate(video.argmax(-1), noise, difficulty),
+            video_rank_distance(video, noise, difficulty, "top5"),
+            video_rank_distance(video, noise, difficulty, "zipf"),
+        ]
+        for video in videos
+    ]
+    return torch.tensor(rows, dtype=torch.float64).reshape(-1, len(STABILITY_COLUMNS)).to(logits.device)
+
+
+def stability_metrics(table: Tensor) -> dict:
+    """A -P set's figures, means over its videos (each video weighs the same, as ImageNet-P/test.py):
+    flip probability in percent (as the AugMix paper reports mFP), top-5 and Zipf distances as they are."""
+    values = table.cpu().numpy().astype(np.float64)
+    if len(values) == 0:
+        raise ValueError("a set with no videos has no flip probability")
+    flip, top5_distance, zipf = values.mean(axis=0)
+    return {"n": len(values), "flip_probability": 100.0 * float(flip), "top5_distance": float(top5_distance),
+            "zipf_distance": float(zipf)}
+
+
+def summarise_stability(sets: Mapping[str, Mapping[str, float]], names: Sequence[str], extra_names: Sequence[str]) -> dict:
+    """mFP and the mean top-5 distance over the benchmark perturbations evaluated (and over the extra
+    ones apart). mFR and mT5D stay null: they divide by AlexNet's values, which are not shipped."""
+    flips = {name: m["flip_probability"] for name, m in sets.items()}
+    distances = {name: m["top5_distance"] for name, m in sets.items()}
+    return {
+        "flip_probabilities": flips,
+        "top5_distances": distances,
+        "zipf_distances": {name: m["zipf_distance"] for name, m in sets.items()},
+        "mFP": _mean([flips[name] for name in names if name in flips]),
+        "mean_top5_distance": _mean([distances[name] for name in names if name in distances]),
+        "mean_extra_flip_probability": _mean([flips[name] for name in extra_names if name in flips]),
+        "mFR": None,
+        "mT5D": None,
+    }
+
+
+# ------------------------------------------------------------------------------- distribution shift
+
+
+def summarise_shift(metrics: Mapping[str, float | int | None], reference: Mapping[str, float | int | None],
+                    reference_name: str, top5: bool) -> dict:
+    """A distribution-shift set's figures and its gap (percentage points) to the error of the
+    in-distribution ``reference`` set evaluated the same way."""
+    summary = {
+        "error": metrics["error"],
+        "reference": reference_name,
+        "reference_error": reference["error"],
+        "gap": metrics["error"] - reference["error"],
+        "calibration": {"rms": metrics["rms_calibration_error"], "ece": metrics["ece"]},
+    }
+    if top5:
+        summary["top5_error"] = metrics["top5_error"]
+        summary["reference_top5_error"] = reference["top5_error"]
     return summary

@@ -5,20 +5,23 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from pytorch_lightning.loggers import Logger, WandbLogger
 from rich.console import Console
 from rich.table import Table
 
 from augmix.files import atomic_write, write_json, write_text
+from augmix.loggers import build_loggers
 
 METRIC_COLUMNS = ("error", "top5_error", "loss", "rms_calibration_error", "ece")
 LABEL_COLUMNS = ("regenerated", "complete")  # the REGENERATED / PARTIAL labels, on every row
 CSV_COLUMNS = ("corruption", "severity", "n", *METRIC_COLUMNS, *LABEL_COLUMNS)
 
 
-def _fmt(value: float | None, digits: int = 2) -> str:
+def fmt(value: float | None, digits: int = 2) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
@@ -56,24 +59,24 @@ def csv_text(summary: dict) -> str:
 
 def _headline(summary: dict) -> list[tuple[str, str]]:
     lines = [
-        ("clean error", _fmt(summary["clean_error"])),
-        ("mean corruption error", _fmt(summary["mean_corruption_error"])),
+        ("clean error", fmt(summary["clean_error"])),
+        ("mean corruption error", fmt(summary["mean_corruption_error"])),
     ]
     if summary.get("clean_top5_error") is not None:
         lines += [
-            ("clean top-5 error", _fmt(summary["clean_top5_error"])),
-            ("mean corruption top-5 error", _fmt(summary["mean_corruption_top5_error"])),
+            ("clean top-5 error", fmt(summary["clean_top5_error"])),
+            ("mean corruption top-5 error", fmt(summary["mean_corruption_top5_error"])),
         ]
     if summary["mean_extra_corruption_error"] is not None:
-        lines.append(("mean error, 4 extra corruptions", _fmt(summary["mean_extra_corruption_error"])))
+        lines.append(("mean error, 4 extra corruptions", fmt(summary["mean_extra_corruption_error"])))
     if summary["mCE"] is not None:
-        lines += [("mCE (AlexNet-normalised)", _fmt(summary["mCE"])), ("relative mCE", _fmt(summary["relative_mCE"]))]
+        lines += [("mCE (AlexNet-normalised)", fmt(summary["mCE"])), ("relative mCE", fmt(summary["relative_mCE"]))]
     calibration = summary["calibration"]
     lines += [
-        ("RMS calibration, clean", _fmt(calibration["clean"]["rms"])),
-        ("RMS calibration, corrupted", _fmt(calibration["corrupted"]["rms"])),
-        ("ECE, clean", _fmt(calibration["clean"]["ece"])),
-        ("ECE, corrupted", _fmt(calibration["corrupted"]["ece"])),
+        ("RMS calibration, clean", fmt(calibration["clean"]["rms"])),
+        ("RMS calibration, corrupted", fmt(calibration["corrupted"]["rms"])),
+        ("ECE, clean", fmt(calibration["clean"]["ece"])),
+        ("ECE, corrupted", fmt(calibration["corrupted"]["ece"])),
     ]
     return lines
 
@@ -98,9 +101,9 @@ def error_columns(summary: dict, with_ce: bool = True) -> list[str]:
     return columns + (["CE"] if with_ce and summary["mCE"] is not None else [])
 
 
-def markdown_text(summary: dict) -> str:
+def markdown_text(summary: dict, heading: str = "#") -> str:
     out = [
-        f"# Corruption robustness: {summary['benchmark']}",
+        f"{heading} Corruption robustness: {summary['benchmark']}",
         "",
         f"- checkpoint: `{summary['checkpoint']}`",
         f"- data: {_label(summary)}; protocol `{summary['protocol']}`",
@@ -115,7 +118,7 @@ def markdown_text(summary: dict) -> str:
         "|---" * len(error_columns(summary)) + "|",
     ]
     for row in error_rows(summary):
-        out.append(f"| {row[0]} | " + " | ".join(_fmt(v) for v in row[1:]) + " |")
+        out.append(f"| {row[0]} | " + " | ".join(fmt(v) for v in row[1:]) + " |")
     return "\n".join(out) + "\n"
 
 
@@ -127,7 +130,7 @@ def terminal_table(summary: dict) -> Table:
         table.add_column(f"s{s}", justify="right")
     table.add_column("mean", justify="right", style="bold")
     for row in error_rows(summary, with_ce=False):
-        table.add_row(row[0], *(_fmt(v) for v in row[1:]))
+        table.add_row(row[0], *(fmt(v) for v in row[1:]))
     table.add_section()
     for name, value in _headline(summary):
         table.add_row(name, *([""] * len(severities)), value)
@@ -168,7 +171,7 @@ def heatmap(summary: dict, path: Path) -> None:
     bar.ax.axhline(clean, color="tab:cyan", linewidth=2)
     tag = (" [regenerated]" if summary["regenerated"] else "") + ("" if summary["complete"] else " [partial]")
     ax.set_title(
-        f"{summary['benchmark']}{tag}: clean {clean:.2f}%, mean corruption {_fmt(summary['mean_corruption_error'])}%",
+        f"{summary['benchmark']}{tag}: clean {clean:.2f}%, mean corruption {fmt(summary['mean_corruption_error'])}%",
         fontsize=9,
     )
     fig.tight_layout()
@@ -229,6 +232,15 @@ def log_summary(loggers: list[Logger], summary: dict, heatmap: Path) -> None:
                 data=[[*row, *label_values(summary)] for row in error_rows(summary)],
             )
             logger.log_image(key="robustness/heatmap", images=[str(heatmap)])
+
+
+def to_loggers(logger_config: Any, log: Callable[[list[Logger]], None]) -> None:
+    """Open the loggers ``logger_config`` names (none when it is None), hand them to ``log``, close them."""
+    if logger_config is None:
+        return
+    loggers = build_loggers(logger_config)
+    log(loggers)
+    close(loggers)
 
 
 def close(loggers: list[Logger]) -> None:

@@ -13,15 +13,23 @@ from a memory-mapped .npy), with no padding, so every image is evaluated exactly
 outcomes are reassembled in dataset order, so no figure depends on the number of ranks. Before each
 gather the ranks agree on whether any of them met bad input, so all stop together with its message.
 
+A per-image set's rows are its images' outcomes (over the classes it covers, ``EvalSet.restrict``);
+a -P set makes one row of stability figures per video (``EvalSet.measure``) and its own figures from
+them (``EvalSet.figures``); the loop itself only shards, gathers and stores. A -P set's
+item is a video of ``frames`` images, so its batches hold ``batch_size // frames`` videos (at least
+one): a batch never splits a video, whose figures need all of its frames.
+
 The store: ``<dir>/run.json`` records what is being evaluated (checkpoint hash, benchmark,
 preprocessing, limit); each ``<dir>/<set>.json`` carries that fingerprint too, so a resumed run only
-reuses sets computed under identical conditions and never mixes two evaluations in one folder.
+reuses sets computed under identical conditions and never mixes two evaluations in one folder. A
+suite keeps one such folder per member (``StoreGroup``), so adding a member or a newly downloaded
+set to a suite never invalidates the members already computed.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -44,13 +52,14 @@ from torch.utils.data import DataLoader
 from augmix import interrupts
 from augmix.errors import CheckpointError, ConfigError, DataError, RunDirError
 from augmix.evaluation.inputs.sets import BatchDataset, EvalSet
-from augmix.evaluation.metrics import OUTCOME_COLUMNS, metrics_from_outcomes, outcomes
+from augmix.evaluation.metrics import metrics_from_outcomes, outcomes
 from augmix.files import remove_stale_temporaries, write_json
 from augmix.fingerprint import config_hash
 
 # ---------------------------------------------------------------------------------------- the store
 
 MANIFEST = "run.json"
+SETS_FOLDER = "robustness_sets"  # in the output folder
 
 
 class ResultStore:
@@ -119,6 +128,62 @@ class ResultStore:
 
     def write(self, key: str, metrics: dict) -> None:
         write_json(self._path(key), {"fingerprint": self.fingerprint, "set": key, "metrics": metrics})
+
+
+def model_description(
+    checkpoint_sha256: str,
+    backbone: str,
+    backbone_kwargs: Mapping[str, Any],
+    data: Mapping[str, Any],
+    clean_images: int,
+    num_classes: int,
+    precision: Any,
+) -> dict[str, Any]:
+    """The part of a store's description every set shares: the model, its preprocessing, the clean split."""
+    return {
+        "checkpoint_sha256": checkpoint_sha256,
+        "backbone": backbone,
+        "backbone_kwargs": dict(backbone_kwargs),
+        "data": {key: data.get(key) for key in ("name", "image_size", "mean", "std", "eval_transform")},
+        "clean": {"root": str(Path(data["root"]).resolve()), "images": clean_images},
+        "num_classes": num_classes,
+        "precision": str(precision),
+    }
+
+
+class StoreGroup:
+    """The stores of a suite's members under one folder: ``<dir>/<member>/``; a set's result key
+    ``<member>.<key>`` is read from and written to its member's store."""
+
+    def __init__(self, directory: str | Path, stores: dict[str, ResultStore]) -> None:
+        self.directory = Path(directory)
+        self.stores = stores
+
+    def open(self) -> None:
+        for store in self.stores.values():
+            store.open()
+
+    def _split(self, key: str) -> tuple[ResultStore, str]:
+        member, _, name = key.partition(".")
+        return self.stores[member], name
+
+    def read(self, key: str) -> dict | None:
+        store, name = self._split(key)
+        return store.read(name)
+
+    def write(self, key: str, metrics: dict) -> None:
+        store, name = self._split(key)
+        store.write(name, metrics)
+
+
+class Store(Protocol):
+    """What the loop needs of where results go: a ``ResultStore`` or a ``StoreGroup``."""
+
+    directory: Path
+
+    def read(self, key: str) -> dict | None: ...
+
+    def write(self, key: str, metrics: dict) -> None: ...
 
 
 # ---------------------------------------------------------------------------- sharding across ranks
@@ -257,23 +322,25 @@ def run_sets(
     model: nn.Module,
     normalize: Callable[[Tensor], Tensor],
     sets: list[EvalSet],
-    store: ResultStore,
+    store: Store,
     batch_size: int,
     num_workers: int,
     num_classes: int,
     show_progress: bool,
 ) -> dict[str, dict]:
-    """Evaluate the sets ``store`` does not hold yet; returns every set's metrics by key.
+    """Evaluate the sets ``store`` does not hold yet; returns every set's metrics by result key.
+    ``batch_size`` counts images (a -P set's batches hold whole videos, see above).
 
     Top-5 counts are stored whenever they mean something (5 classes or more), whether or not this
     run reports them, so a resumed run that does report them finds them in every stored set."""
     top5 = num_classes >= 5
-    done = {s.key: store.read(s.key) for s in sets} if fabric.global_rank == 0 else {}
+    done = {s.result_key: store.read(s.result_key) for s in sets} if fabric.global_rank == 0 else {}
     pending_keys = fabric.broadcast([key for key, metrics in done.items() if metrics is None])
-    pending = [s for s in sets if s.key in set(pending_keys)]
+    pending = [s for s in sets if s.result_key in set(pending_keys)]
 
     rank, world = fabric.global_rank, fabric.world_size
-    plans = [batch_bounds(*shard_bounds(len(s), rank, world), batch_size) for s in pending]
+    items = [max(1, (s.batch_size or batch_size) // s.frames) for s in pending]  # items per batch of each set
+    plans = [batch_bounds(*shard_bounds(len(s), rank, world), size) for s, size in zip(pending, items)]
     keys = [(index, lo, hi) for index, plan in enumerate(plans) for lo, hi in plan]
     loader = DataLoader(
         BatchDataset(pending, keys),
@@ -287,13 +354,13 @@ def run_sets(
     batches = iter(loader)
     results = {}
     stopped = False
-    progress = SetProgress(sum(len(s) for s in pending), len(pending), show_progress and rank == 0)
+    progress = SetProgress(sum(len(s) * s.frames for s in pending), len(pending), show_progress and rank == 0)
     with progress, torch.inference_mode():
-        for evalset, plan in zip(pending, plans):
-            progress.start_set(evalset.key)
+        for evalset, plan, size in zip(pending, plans, items):
+            progress.start_set(evalset.result_key)
             parts, error = [], None
             finite = torch.ones((), dtype=torch.bool, device=fabric.device)  # read once per set: no per-batch sync
-            common = min(len(batch_bounds(*shard_bounds(len(evalset), r, world), batch_size)) for r in range(world))
+            common = min(len(batch_bounds(*shard_bounds(len(evalset), r, world), size)) for r in range(world))
             for index in range(len(plan)):
                 if stop_agreed(fabric, index < common and index % STOP_CHECK_EVERY == 0):
                     stopped = True
@@ -306,7 +373,7 @@ def run_sets(
                 with fabric.autocast():
                     logits = model(precision.convert_input(images))
                 finite &= torch.isfinite(logits).all()
-                parts.append(outcomes(logits, batch["targets"].to(fabric.device, non_blocking=True)))
+                parts.append(rows(evalset, logits, batch["targets"].to(fabric.device, non_blocking=True)))
                 progress.advance(len(images) * world)
             if stopped:
                 break
@@ -315,22 +382,37 @@ def run_sets(
                 raise DataError(error)
             if any_rank(fabric, not bool(finite)):
                 raise CheckpointError(
-                    f"the model's outputs (logits) on set {evalset.key} include NaN or infinity, so its figures would be "
+                    f"the model's outputs (logits) on set {evalset.result_key} include NaN or infinity, so its figures would be "
                     "meaningless; evaluation stopped before writing them (sets already written are kept). The weights "
                     "are broken (a diverged run?) or a half precision overflowed: try trainer.precision=32-true"
                 )
-            local = torch.cat(parts) if parts else torch.zeros((0, len(OUTCOME_COLUMNS)), device=fabric.device)
-            metrics = metrics_from_outcomes(gather_set(fabric, local, len(evalset)), top5)
+            local = torch.cat(parts) if parts else rows(
+                evalset, torch.zeros((0, num_classes), device=fabric.device), torch.zeros(0, dtype=torch.long, device=fabric.device)
+            )
+            table = gather_set(fabric, local, len(evalset))
+            metrics = metrics_from_outcomes(table, top5) if evalset.per_image else evalset.figures(table)
             if rank == 0:
-                store.write(evalset.key, metrics)
-            results[evalset.key] = metrics
-            progress.finish_set(len(evalset))
+                store.write(evalset.result_key, metrics)
+            results[evalset.result_key] = metrics
+            progress.finish_set(len(evalset) * evalset.frames)
     if stopped:
         kept = len(sets) - len(pending) + len(results)
         interrupts.stop(f"stopped evaluation after {kept} of {len(sets)} sets; the finished sets are kept in {store.directory}", "continue")
     if rank == 0:
         results.update({key: metrics for key, metrics in done.items() if metrics is not None})
     return results
+
+
+def launch(fabric_kwargs: Mapping[str, Any], model: nn.Module) -> tuple[Fabric, nn.Module]:
+    """Lightning Fabric started on the requested devices, and the model on this rank's device in its precision."""
+    fabric = Fabric(**fabric_kwargs)
+    fabric.launch()
+    return fabric, fabric.strategy.precision.convert_module(model).to(fabric.device)
+
+
+def rows(evalset: EvalSet, logits: Tensor, targets: Tensor) -> Tensor:
+    """One batch's rows of the set's table: per-image outcomes, or the set's own (-P videos)."""
+    return outcomes(evalset.restrict(logits), targets) if evalset.per_image else evalset.measure(logits)
 
 
 def stop_agreed(fabric: Fabric, check: bool) -> bool:

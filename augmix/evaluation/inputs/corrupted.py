@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from augmix.corruptions import MARKER_NAME, select_table
 from augmix.corruptions.writer import IN_PROGRESS_NAME
@@ -36,7 +37,13 @@ def regeneration_info(spec: BenchmarkSpec, image_size: int) -> dict | None:
             "seed": spec.seed,
             "table": select_table(image_size, image_size),
         }
-    marker = spec.root / MARKER_NAME  # written by augmix.corruptions' writers once a set is complete
+    return read_marker(spec.root)
+
+
+def read_marker(root: Path) -> dict | None:
+    """The ``regenerated.json`` that make_corrupted.py / make_perturbed.py write into a set's folder
+    once it is complete; None for released files."""
+    marker = root / MARKER_NAME
     if not marker.is_file():
         return None
     try:

@@ -1,4 +1,5 @@
-"""ImageNet-C / Tiny-ImageNet-C on disk: ``DIR/<corruption>/<severity>/<wnid>/*.JPEG``.
+"""ImageNet-C / Tiny-ImageNet-C / ImageNet-C-bar on disk: ``DIR/<corruption>/<severity>/<wnid>/*.JPEG``
+(ImageNet-C-bar as make_imagenet_c_bar.py writes it names a severity folder by its parameter, "2.35").
 
 Class indices follow the sorted class folders, as ImageFolder does, and must be exactly the clean
 split's classes. Before any compute every needed folder is checked (all missing ones are listed)
@@ -15,6 +16,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from augmix.corruptions.names import SEVERITY_PARAMETERS
 from augmix.data.sources import FolderSource
 from augmix.data.verify import file_progress, find_bad_images
 from augmix.errors import DataError
@@ -77,17 +79,27 @@ def _header_size(path: str) -> tuple[int, int]:
         raise DataError(f"cannot read image {path} ({error}); replace it from the released archive") from None
 
 
-def _verify_files(root: Path, folders: list[FolderSource], counts: list[int], progress: bool) -> None:
+def verify_image_files(root: Path, paths: list[str], progress: bool, what: str = "-C",
+                       switch: str = "benchmark.verify_files") -> None:
     """Every image file's signature and end, before any compute (threads: pure reads, often over NFS)."""
-    paths = [path for source, count in zip(folders, counts) for path, _ in source.samples[:count]]
-    with file_progress(len(paths), progress, "checking -C files") as advance:
+    with file_progress(len(paths), progress, f"checking {what} files") as advance:
         bad = find_bad_images(paths, workers=16, processes=False, advance=advance)
     if bad:
         shown = "; ".join(f"{path} {problem}" for path, problem in bad[:10])
         raise DataError(
             f"{len(bad)} unreadable image file(s) in {root}, e.g. {shown}. Replace them from the released archive "
-            "(or set benchmark.verify_files=false to skip this check)."
+            f"(or set {switch}=false to skip this check)."
         )
+
+
+def severity_folder(spec: BenchmarkSpec, name: str, severity: int) -> Path:
+    """``DIR/<name>/<severity>``; for a -C-bar set without it, the folder named by the severity's
+    parameter as make_imagenet_c_bar.py writes it (``"{:.2f}"``), when that one exists."""
+    folder = spec.root / name / str(severity)
+    if folder.is_dir() or spec.corruption_set not in SEVERITY_PARAMETERS:
+        return folder
+    written = spec.root / name / f"{SEVERITY_PARAMETERS[spec.corruption_set][name][severity - 1]:.2f}"
+    return written if written.is_dir() else folder
 
 
 def imagenet_c_sets(
@@ -97,19 +109,20 @@ def imagenet_c_sets(
     classes, files and image sizes."""
     root = spec.root
     wanted = [(name, s) for name in spec.corruptions for s in spec.severities]
-    missing = [f"{name}/{s}" for name, s in wanted if not (root / name / str(s)).is_dir()]
+    missing = [f"{name}/{s}" for name, s in wanted if not severity_folder(spec, name, s).is_dir()]
     if missing:
         shown = ", ".join(missing[:20]) + (f" and {len(missing) - 20} more" if len(missing) > 20 else "")
         raise DataError(f"{root} is missing {len(missing)} severity folder(s): {shown}. {download_hint(spec)}")
 
     folders = []
     for name, severity in wanted:
-        folder = root / name / str(severity)
+        folder = severity_folder(spec, name, severity)
         _check_classes(folder, _class_folders(folder), list(clean_classes))
         folders.append(FolderSource(folder, class_names=clean_classes))
     counts = [min(len(source), spec.limit_per_set) if spec.limit_per_set else len(source) for source in folders]
     if spec.verify_files:
-        _verify_files(root, folders, counts, spec.progress)
+        paths = [path for source, count in zip(folders, counts) for path, _ in source.samples[:count]]
+        verify_image_files(root, paths, spec.progress)
     size, reason = _set_size(folders, spec, image_size)
     return [
         SourceSet(source, transform, spec.limit_per_set, name, severity, size, reason)

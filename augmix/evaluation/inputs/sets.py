@@ -1,7 +1,12 @@
 """What the run loop reads: sets that load uint8 batches, and the dataset of their batches.
 
-A set knows its length and loads ``[start, stop)`` as a uint8 (B, C, H, W) batch plus labels.
-Loading runs in DataLoader workers; normalisation happens later, on the device. ``SourceSet`` reads
+A set knows its length (in items: images, or videos of ``frames`` images each) and loads items
+``[start, stop)`` as a uint8 (B, C, H, W) batch of model inputs plus labels. Loading runs in
+DataLoader workers; normalisation happens later, on the device. Sets come in two kinds: per-image
+sets (``per_image``) are scored by the per-image outcomes of ``augmix.evaluation.metrics``, over
+``class_indices`` only where the set covers a subset of the model's classes (``restrict``); the
+others (-P videos) turn a batch's logits into rows of their own table (``measure``) and the complete
+table into their figures (``figures``). ``SourceSet`` reads
 an ``ImageSource`` (the clean split, an image folder) and ``ArraySet`` a block of a .npy array; the
 format modules build them after checking their files.
 """
@@ -24,20 +29,46 @@ CLEAN = "clean"
 
 
 class EvalSet:
-    """One set of the benchmark; ``corruption`` is None for the clean set."""
+    """One set of the benchmark; ``corruption`` is None for the clean set. ``member`` names the
+    suite member the set belongs to (None in a single-benchmark run), so results of two members never
+    share a key."""
 
     corruption: str | None = None
     severity: int | None = None
     count: int
+    member: str | None = None
+    frames: int = 1  # model inputs per item
+    batch_size: int | None = None  # images per batch for this set; None: the run's
+    class_indices: Tensor | None = None  # the model outputs this set's labels index, when a subset
 
     @property
     def key(self) -> str:
         return CLEAN if self.corruption is None else f"{self.corruption}-{self.severity}"
 
+    @property
+    def result_key(self) -> str:
+        """Where the set's result is stored: ``<member>.<key>`` in a suite, ``<key>`` otherwise."""
+        return self.key if self.member is None else f"{self.member}.{self.key}"
+
     def __len__(self) -> int:
         return self.count
 
     def load(self, start: int, stop: int) -> tuple[Tensor, Tensor]:
+        raise NotImplementedError
+
+    per_image = True  # scored by per-image outcomes; False: by ``measure`` and ``figures``
+
+    def restrict(self, logits: Tensor) -> Tensor:
+        """The logits of the classes this set's labels index: all of them, or ``class_indices``
+        (ImageNet-R's 200 of the 1000, restricted before the argmax as the set's authors evaluate it)."""
+        return logits if self.class_indices is None else logits[:, self.class_indices.to(logits.device)]
+
+    def measure(self, logits: Tensor) -> Tensor:
+        """Rows of the set's table from one batch's logits (sets that are not ``per_image``)."""
+        raise NotImplementedError
+
+    def figures(self, table: Tensor) -> dict:
+        """The set's metrics from its complete table, in dataset order (sets that are not ``per_image``)."""
         raise NotImplementedError
 
 
@@ -87,7 +118,24 @@ class SourceSet(EvalSet):
         return images, targets
 
 
-class ArraySet(EvalSet):
+class MappedArray:
+    """A .npy file read through a memory map that each loader worker opens for itself on first use
+    (a map would be pickled as a full copy of the array)."""
+
+    path: Path
+    _array: np.ndarray | None = None
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_array": None}
+
+    @property
+    def array(self) -> np.ndarray:
+        if self._array is None:
+            self._array = np.load(self.path, mmap_mode="r")
+        return self._array
+
+
+class ArraySet(MappedArray, EvalSet):
     """One severity block of a CIFAR-C ``<corruption>.npy``, read through a memory map.
 
     Only the rows of a batch are read; the map is opened lazily in each worker process.
@@ -106,15 +154,9 @@ class ArraySet(EvalSet):
         self.path, self.offset, self.count = Path(path), offset, count
         self.labels = torch.from_numpy(np.asarray(labels[:count], dtype=np.int64))
         self.corruption, self.severity, self.transform = corruption, severity, transform
-        self._array: np.ndarray | None = None
-
-    def __getstate__(self) -> dict:
-        return {**self.__dict__, "_array": None}  # a memmap would be pickled as a full copy
 
     def load(self, start: int, stop: int) -> tuple[Tensor, Tensor]:
-        if self._array is None:
-            self._array = np.load(self.path, mmap_mode="r")
-        rows = self._array[self.offset + start : self.offset + stop]  # a view: nothing read yet
+        rows = self.array[self.offset + start : self.offset + stop]  # a view: nothing read yet
         images = torch.empty((len(rows), rows.shape[3], rows.shape[1], rows.shape[2]), dtype=torch.uint8)
         np.copyto(images.numpy(), rows.transpose(0, 3, 1, 2))  # one pass: read the rows, lay them out NCHW
         return apply_transform(self.transform, images), self.labels[start:stop]
