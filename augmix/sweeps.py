@@ -6,16 +6,12 @@ Registered in ``configs/hydra/default.yaml``; they run in the process that launc
 
 from __future__ import annotations
 
-import csv
-import io
 import itertools
-import json
 import logging
 import sys
 from pathlib import Path
 from typing import Any, NoReturn
 
-import yaml
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
@@ -23,10 +19,9 @@ from omegaconf import DictConfig
 from augmix import extras
 from augmix.cli import EXIT_USER_ERROR
 from augmix.errors import ConfigError
-from augmix.files import write_text
+from augmix.sweep_summary import write_summary
 
 log = logging.getLogger(__name__)
-SUMMARY_METRICS = ("val/acc", "val/loss", "val/acc_best", "val/corruption_error", "test/acc", "epoch")
 
 
 def grid_jobs(overrides: list[str]) -> list[list[str]]:
@@ -85,68 +80,21 @@ class SweepSummary(Callback):
 
     def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
         if config.hydra.mode is not None and str(config.hydra.mode).endswith("MULTIRUN"):
-            write_summary(Path(config.hydra.sweep.dir))
+            write_summary(Path(config.hydra.sweep.dir), objective(config))
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        path = write_summary(Path(config.hydra.sweep.dir))
+        path = write_summary(Path(config.hydra.sweep.dir), objective(config))
         log.info(f"sweep summary: {path}")
+
+
+def objective(config: DictConfig) -> str | None:
+    """The metric a search sweeper (Optuna) optimises; None for grid sweeps, whose jobs return it unused."""
+    if str(config.hydra.sweeper.get("_target_", "")).endswith("BasicSweeper"):
+        return None
+    return config.get("optimized_metric")
 
 
 def stop(message: str) -> NoReturn:
     """Print the one-line error and exit: Hydra only warns about exceptions raised in callbacks."""
     print(f"Error: {message}", file=sys.stderr, flush=True)
     sys.exit(EXIT_USER_ERROR)
-
-
-def _read_job_file(path: Path, parse: Any, expected: type) -> Any:
-    """A job's run-dir file as plain data (safe YAML / JSON, never instantiated); None when it is
-    damaged, after one warning line naming it. The summary then marks the job instead of failing."""
-    try:
-        value = parse(path.read_text())
-    except (OSError, UnicodeDecodeError, ValueError, yaml.YAMLError) as error:
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-    else:
-        if isinstance(value, expected):
-            return value
-        reason = f"holds {type(value).__name__}, not a {expected.__name__}"
-    log.warning(
-        f"{path} is damaged ({reason}); its job shows as 'unreadable' in the sweep summary. "
-        "Run the sweep again to redo that job, or delete its folder"
-    )
-    return None
-
-
-def _job_row(job_dir: Path) -> dict[str, Any]:
-    overrides_file = job_dir / ".hydra" / "overrides.yaml"
-    overrides = _read_job_file(overrides_file, yaml.safe_load, list) if overrides_file.is_file() else []
-    metrics_file = job_dir / "metrics.json"
-    metrics = _read_job_file(metrics_file, json.loads, dict) if metrics_file.is_file() else {}
-    row: dict[str, Any] = {"job": job_dir.name, "overrides": " ".join(str(o) for o in overrides or [])}
-    row.update({name: (metrics or {}).get(name) for name in SUMMARY_METRICS})
-    if overrides is None or metrics is None:
-        row["status"] = "unreadable"
-    elif metrics.get("diverged"):
-        row["status"] = "diverged"
-    else:
-        row["status"] = "finished" if metrics.get("finished") else ("running or stopped" if metrics else "not started")
-    return row
-
-
-def write_summary(sweep_dir: Path) -> Path:
-    """Rebuild the summary from the job folders on disk (so it is right after resumes too)."""
-    job_dirs = sorted((p for p in sweep_dir.iterdir() if (p / ".hydra").is_dir()), key=lambda p: (len(p.name), p.name))
-    rows = [_job_row(p) for p in job_dirs]
-    columns = ["job", "overrides", *SUMMARY_METRICS, "status"]
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns)
-    writer.writeheader()
-    writer.writerows(rows)
-    write_text(sweep_dir / "sweep_summary.csv", buffer.getvalue())
-
-    def cell(value: Any) -> str:
-        return f"{value:.4f}" if isinstance(value, float) else ("" if value is None else str(value))
-
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(cell(row[c]) for c in columns) + " |" for row in rows]
-    write_text(sweep_dir / "sweep_summary.md", "\n".join(lines) + "\n")
-    return sweep_dir / "sweep_summary.csv"

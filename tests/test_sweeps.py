@@ -49,7 +49,8 @@ def test_grid_sweep_runs_every_job_summarises_and_resumes(tmp_path):
     rows = read_summary(sweep)
     assert [row["overrides"].split()[-1] for row in rows] == ["augmix.severity=1", "augmix.severity=5"]
     assert all(row["status"] == "finished" and 0 <= float(row["val/acc"]) <= 1 for row in rows)
-    assert (sweep / "sweep_summary.md").read_text().count("\n") == 4
+    table = [line for line in (sweep / "sweep_summary.md").read_text().splitlines() if line.startswith("| ")]
+    assert [line.split(" | ")[1] for line in table[1:]] == ["augmix.severity=1", "augmix.severity=5"]  # what varies
     for job in ("0", "1"):
         assert (sweep / job / "checkpoints" / "last.ckpt").is_file()
 

@@ -100,10 +100,12 @@ REPORT_KEYS = {
 }
 
 
-def read_report(folder: Path) -> dict[str, Any]:
-    """``folder/robustness.json``, parsed strictly and checked."""
+REDO = "evaluate the run again (evaluate.py checkpoint=... hydra.run.dir=RUN) to rewrite it"
+
+
+def read_report(folder: Path, redo: str = REDO) -> dict[str, Any]:
+    """``folder/robustness.json``, parsed strictly and checked; a failure is one line ending in ``redo``."""
     path = folder / REPORT
-    redo = "evaluate the run again (evaluate.py checkpoint=... hydra.run.dir=RUN) to rewrite it"
     if not path.is_file():
         raise RunDirError(f"{path} does not exist: {folder} was not evaluated; {redo}")
     try:
