@@ -159,43 +159,47 @@ def build_datamodule(data: Any, origin: Origin = USER_CONFIG) -> AugMixDataModul
     return cls(**arguments, **transforms)
 
 
+MODEL_KEYS = ("model.backbone", "model.backbone_kwargs", "model.num_classes")
+
+
 def check_backbone(
-    backbone: Any, backbone_kwargs: Any, origin: Origin = USER_CONFIG, num_classes: Any = None
+    backbone: Any, backbone_kwargs: Any, origin: Origin = USER_CONFIG, num_classes: Any = None, keys: tuple[str, str, str] = MODEL_KEYS
 ) -> tuple[str, dict[str, Any]]:
     """A registered timm architecture or ``torchvision:NAME``, with plain keyword arguments that
-    cannot point the model factory at files or downloads."""
+    cannot point the model factory at files or downloads. ``keys`` name the three values in
+    messages (a timm ``config.json`` calls them architecture, model_args, num_classes)."""
     import timm
     import torchvision
 
     import augmix.models  # noqa: F401  (registers the CIFAR architectures in timm)
 
-    prefix = f"{origin.prefix}model"
+    backbone_key, kwargs_key, classes_key = (origin.prefix + key for key in keys)
     name = backbone[len(TORCHVISION_PREFIX) :] if isinstance(backbone, str) and backbone.startswith(TORCHVISION_PREFIX) else backbone
     if not isinstance(name, str) or not BACKBONE_NAME.fullmatch(name):
         raise ConfigError(
-            f"{prefix}.backbone={show(backbone)} is invalid: must be a registered timm model name or torchvision:NAME"
+            f"{backbone_key}={show(backbone)} is invalid: must be a registered timm model name or torchvision:NAME"
         )
     known = name in torchvision.models.list_models() if name != backbone else timm.is_model(name)
     if not known:
         raise ConfigError(
-            f"{prefix}.backbone={show(backbone)} is not a registered model: use a timm name (timm.list_models()) "
+            f"{backbone_key}={show(backbone)} is not a registered model: use a timm name (timm.list_models()) "
             "or torchvision:NAME (torchvision.models.list_models())"
         )
     kwargs = {} if backbone_kwargs is None else _plain(backbone_kwargs)
     if not isinstance(kwargs, Mapping):
-        raise ConfigError(f"{prefix}.backbone_kwargs={show(kwargs)} is invalid: must be a mapping")
+        raise ConfigError(f"{kwargs_key}={show(kwargs)} is invalid: must be a mapping")
     for key, value in kwargs.items():
         if not isinstance(key, str) or key in RESERVED_BACKBONE_KWARGS:
             raise ConfigError(
-                f"{prefix}.backbone_kwargs.{key} is not allowed: {list(RESERVED_BACKBONE_KWARGS)} would load "
+                f"{kwargs_key}.{key} is not allowed: {list(RESERVED_BACKBONE_KWARGS)} would load "
                 "weights or settings from files or the network"
             )
         nested = isinstance(value, Mapping) and all(isinstance(k, str) and PLAIN.accepts(v) for k, v in value.items())
         if not (PLAIN.accepts(value) or nested):
             raise ConfigError(
-                f"{prefix}.backbone_kwargs.{key}={show(value)} is invalid: must be a number, string, boolean, null, "
+                f"{kwargs_key}.{key}={show(value)} is invalid: must be a number, string, boolean, null, "
                 "or a list or mapping of them"
             )
     if num_classes is not None and not CLASS_COUNT.accepts(num_classes):
-        raise ConfigError(f"{prefix}.num_classes={show(num_classes)} is invalid: {CLASS_COUNT.expected}")
+        raise ConfigError(f"{classes_key}={show(num_classes)} is invalid: {CLASS_COUNT.expected}")
     return backbone, dict(kwargs)

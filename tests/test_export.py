@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import socket
@@ -18,13 +19,14 @@ from safetensors.torch import load_file, save_file
 from timm.models._hub import HF_SAFE_WEIGHTS_NAME, load_model_config_from_path
 
 from augmix.errors import CheckpointError, ConfigError
+from augmix.evaluation import evaluate
 from augmix.evaluation.checkpoints import read_checkpoint
 from augmix.export import export, export_command
 from augmix.export.hub import HubError
 from augmix.export.model import load_trained
 from augmix.module import CONFIG_KEY
 from tests.conftest import ROOT
-from tests.evaluation_fixtures import lightning_checkpoint
+from tests.evaluation_fixtures import evaluate_config, lightning_checkpoint
 from tests.test_compare import report
 
 # (name, train.py overrides): timm's own architecture, the paper's CIFAR one, and split-BN training
@@ -176,6 +178,31 @@ def test_published_figures_appear_for_a_matching_released_report(exported, tmp_p
     released.write_text(json.dumps(summary))
     card = (export(checkpoint, tmp_path / "folder", robustness=released) / "README.md").read_text()
     assert "- published: AugMix + JSD, 180 epochs: mCE 65.3%" in card
+
+
+def test_evaluating_the_folder_the_safetensors_and_the_checkpoint_gives_identical_figures(exported, tmp_path):
+    """evaluate.py checkpoint=DIR (the safe way to evaluate a model from elsewhere) measures exactly
+    what the .ckpt does; the report names the weights file and its sha256."""
+    checkpoint, folder = exported["wrn"]
+    quick = ["benchmark=synthetic", "benchmark.corruptions=[fog,gaussian_noise]", "benchmark.severities=[1,5]",
+             "benchmark.limit_per_set=16", "data.eval_batch_size=16"]
+    runs = {
+        "ckpt": (checkpoint, [], ([], False)),
+        "folder": (folder, [], ([], False)),
+        "safetensors": (folder / HF_SAFE_WEIGHTS_NAME, ["model.backbone=cifar_wrn16_1", "data=digits"], ([], True)),
+    }
+    summaries = {
+        name: evaluate(evaluate_config(path, tmp_path / name, [*quick, *extra]), data_overrides=data)
+        for name, (path, extra, data) in runs.items()
+    }
+    figures = ("clean_error", "mean_corruption_error", "corruption_errors", "calibration", "sets")
+    for name in ("folder", "safetensors"):
+        assert {key: summaries[name][key] for key in figures} == {key: summaries["ckpt"][key] for key in figures}, name
+    assert len({summaries["ckpt"]["sets"][key]["loss"] for key in summaries["ckpt"]["sets"]}) > 1  # not a constant model
+    weights_sha = hashlib.sha256((folder / HF_SAFE_WEIGHTS_NAME).read_bytes()).hexdigest()
+    assert [summaries[name]["checkpoint_kind"] for name in runs] == ["lightning", "exported", "safetensors"]
+    assert summaries["folder"]["checkpoint_sha256"] == summaries["safetensors"]["checkpoint_sha256"] == weights_sha
+    assert summaries["folder"]["checkpoint"] == str(folder / HF_SAFE_WEIGHTS_NAME)
 
 
 def hostile(tmp_path: Path, source: Path, change) -> Path:

@@ -46,13 +46,14 @@ class Checkpoint:
     config: dict[str, Any] | None
     sha256: str
     dropped_auxiliary: int = 0
+    format: str | None = None  # "exported" / "safetensors" for the formats of augmix.evaluation.exported
 
     @property
     def kind(self) -> str:
-        return "lightning" if self.config is not None else "state_dict"
+        return self.format or ("lightning" if self.config is not None else "state_dict")
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 22), b""):
@@ -160,8 +161,13 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
     path = Path(path)
     raw = load_file(path)
     state, config = _weights(raw, path)
-    state = _strip_wrappers(state)
-    state, dropped = _drop_auxiliary_bn(state)
+    state, dropped = usable_weights(state, path)
+    return Checkpoint(path=path, state_dict=state, config=config, sha256=file_sha256(path), dropped_auxiliary=dropped)
+
+
+def usable_weights(state: dict[str, Tensor], path: Path) -> tuple[dict[str, Tensor], int]:
+    """Wrapper prefixes stripped and auxiliary BatchNorm dropped (with how many were); non-finite weights refused."""
+    state, dropped = _drop_auxiliary_bn(_strip_wrappers(state))
     broken = [key for key, value in state.items() if value.is_floating_point() and not torch.isfinite(value).all()]
     if broken:
         raise CheckpointError(
@@ -169,7 +175,7 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
             "a model with them gives meaningless results. The run that saved it diverged or the file is damaged: "
             "evaluate an earlier checkpoint"
         )
-    return Checkpoint(path=path, state_dict=state, config=config, sha256=_sha256(path), dropped_auxiliary=dropped)
+    return state, dropped
 
 
 def create_backbone(backbone: str, num_classes: int, backbone_kwargs: Mapping[str, Any] | None = None) -> nn.Module:

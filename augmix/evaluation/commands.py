@@ -26,6 +26,7 @@ from augmix.data.clean import clean_source
 from augmix.environment import is_global_rank_zero
 from augmix.errors import CheckpointError, ConfigError, DataError
 from augmix.evaluation.checkpoints import Checkpoint, build_model, check_class_count, read_checkpoint
+from augmix.evaluation.exported import foreign_folder_data, is_foreign_folder, open_checkpoint
 from augmix.evaluation.inputs import (
     CLEAN,
     BenchmarkSpec,
@@ -172,9 +173,11 @@ def data_config(cfg: DictConfig, checkpoint: Checkpoint, keys: Sequence[str], gr
     the command line sets ``data.download``."""
     if checkpoint.config is None:
         return check_data(plain(cfg.data), USER_CONFIG)
+    if is_foreign_folder(checkpoint):
+        return foreign_folder_data(checkpoint, plain(cfg.data), group_chosen)
     if group_chosen:
         raise ConfigError(
-            "this Lightning checkpoint brings its own data config (normalisation, classes, eval transform); "
+            f"this {checkpoint.kind} checkpoint brings its own data config (normalisation, classes, eval transform); "
             "drop data=NAME and change single keys instead, e.g. data.root=DIR"
         )
     stored = checkpoint.config.get("data")
@@ -182,6 +185,7 @@ def data_config(cfg: DictConfig, checkpoint: Checkpoint, keys: Sequence[str], gr
         raise CheckpointError(f"checkpoint config key data holds {type(stored).__name__}: it must be a mapping (the run's data config)")
     data = copy.deepcopy(dict(stored))
     data["download"] = False
+    data.setdefault("root", plain(cfg.data.get("root")))  # an exported folder names none: the default, or data.root=DIR
     for key in keys:
         _set_dotted(data, key, plain(OmegaConf.select(cfg.data, key)))
     return check_data(data, CHECKPOINT)
@@ -212,7 +216,7 @@ def model_choice(cfg: DictConfig, checkpoint: Checkpoint) -> tuple[str, dict, in
         )
         if requested and requested != backbone:
             raise ConfigError(
-                f"model.backbone={requested!r} but this Lightning checkpoint was trained as {backbone!r}; "
+                f"model.backbone={requested!r} but this {checkpoint.kind} checkpoint was trained as {backbone!r}; "
                 "drop model.backbone"
             )
         return backbone, kwargs, trained.get("num_classes")
@@ -262,10 +266,11 @@ def _evaluate(cfg: DictConfig, data_overrides: tuple[list[str], bool] | None) ->
     validate_evaluate(cfg)
     if OmegaConf.is_missing(cfg, "checkpoint") or not cfg.get("checkpoint"):
         raise ConfigError(
-            "checkpoint=PATH is required: a train.py .ckpt, or a state_dict/.pth.tar with model.backbone=NAME"
+            "checkpoint=PATH is required: a train.py .ckpt, an exported model folder, or a state_dict/.pth.tar/"
+            ".safetensors with model.backbone=NAME"
         )
     spec = evaluation_spec(cfg)
-    checkpoint = read_checkpoint(cfg.checkpoint)
+    checkpoint = open_checkpoint(cfg.checkpoint)
     if cfg.get("ignore_checkpoint_config"):
         checkpoint = dataclasses.replace(checkpoint, config=None)  # weights only, like a plain state_dict
     keys, group_chosen = data_overrides if data_overrides is not None else command_line_data_overrides()
