@@ -15,6 +15,7 @@ from rich.table import Table
 
 from augmix.files import atomic_write, write_json, write_text
 from augmix.loggers import build_loggers
+from augmix.references import published_lines
 
 METRIC_COLUMNS = ("error", "top5_error", "loss", "rms_calibration_error", "ece")
 LABEL_COLUMNS = ("regenerated", "complete")  # the REGENERATED / PARTIAL labels, on every row
@@ -111,6 +112,7 @@ def markdown_text(summary: dict, heading: str = "#") -> str:
         "| metric | % |",
         "|---|---|",
         *(f"| {name} | {value} |" for name, value in _headline(summary)),
+        *published_markdown(summary),
         "",
         "Top-1 error (%) by corruption and severity:",
         "",
@@ -122,9 +124,17 @@ def markdown_text(summary: dict, heading: str = "#") -> str:
     return "\n".join(out) + "\n"
 
 
+def published_markdown(summary: dict) -> list[str]:
+    """The published figures of the same benchmark, dataset and architecture, as markdown list
+    items under the measured ones (only on released, complete data: ``augmix.references``)."""
+    lines = published_lines(summary)
+    return ["", *(f"- {line}" for line in lines)] if lines else []
+
+
 def terminal_table(summary: dict) -> Table:
     severities = _severities(summary)
-    table = Table(title=f"{summary['benchmark']}: top-1 error (%)", caption=_label(summary))
+    caption = "\n".join([_label(summary), *published_lines(summary)])
+    table = Table(title=f"{summary['benchmark']}: top-1 error (%)", caption=caption)
     table.add_column("corruption")
     for s in severities:
         table.add_column(f"s{s}", justify="right")

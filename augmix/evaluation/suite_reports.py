@@ -29,6 +29,7 @@ from augmix.evaluation.reports import (
 )
 from augmix.evaluation.sections import ALEXNET_P_NOTE
 from augmix.files import atomic_write, write_json, write_text
+from augmix.references import published_lines
 
 STABILITY_COLUMNS = ("flip_probability", "top5_distance", "zipf_distance")
 CSV_COLUMNS = ("benchmark", "set", "n", *METRIC_COLUMNS, *STABILITY_COLUMNS, *LABEL_COLUMNS)
@@ -72,6 +73,7 @@ def summary_rows(summary: dict) -> list[tuple[str, str, str, str]]:
             rows.append((name, f"{family} mean corruption error (%)", fmt(section["mean_corruption_error"]), labels))
             if section["mCE"] is not None:
                 rows.append((name, "mCE (%, AlexNet-normalised)", fmt(section["mCE"]), labels))
+            rows += [(name, "published", line.removeprefix("published: "), "") for line in published_lines(as_report(summary, section))]
         elif section["kind"] == "perturbation":
             rows += [
                 (name, "mFP (%)", fmt(section["mFP"]), labels),
@@ -83,6 +85,12 @@ def summary_rows(summary: dict) -> list[tuple[str, str, str, str]]:
             rows.append((name, "top-1 error (%)", value, labels))
     rows += [(name, "not found", where.split(". ")[0].removeprefix("not found at "), "") for name, where in summary["not_found"].items()]
     return rows
+
+
+def as_report(summary: dict, section: dict) -> dict:
+    """A -C member's section with the suite's checkpoint, data and backbone: what a single
+    benchmark's robustness.json holds."""
+    return {**section, **{key: summary[key] for key in ("checkpoint", "data", "backbone")}}
 
 
 def _perturbation_markdown(name: str, section: dict) -> list[str]:
@@ -142,7 +150,7 @@ def markdown_suite(summary: dict) -> str:
     for name, section in summary["benchmarks"].items():
         out.append("")
         if section["kind"] == "corruption":
-            out.append(markdown_text({**section, "benchmark": name, "checkpoint": summary["checkpoint"]}, heading="##").rstrip("\n"))
+            out.append(markdown_text({**as_report(summary, section), "benchmark": name}, heading="##").rstrip("\n"))
         elif section["kind"] == "perturbation":
             out += _perturbation_markdown(name, section)
         else:
@@ -219,7 +227,7 @@ def print_suite(summary: dict, console: Console | None = None) -> None:
         table.add_row(*row)
     console.print(table)
     for name, section in _sections(summary, "corruption").items():
-        console.print(terminal_table({**section, "benchmark": name}))
+        console.print(terminal_table({**as_report(summary, section), "benchmark": name}))
 
 
 # ------------------------------------------------------------------------------------- to the loggers

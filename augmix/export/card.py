@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from augmix.evaluation.reports import error_columns, error_rows
+from augmix.evaluation.reports import error_columns, error_rows, published_markdown
 from augmix.export.model import TrainedModel
-from augmix.references import published_lines
 
 CITATION = """@inproceedings{hendrycks2020augmix,
   title={{AugMix}: A Simple Data Processing Method to Improve Robustness and Uncertainty},
@@ -131,9 +130,7 @@ def robustness_section(report: dict[str, Any]) -> list[str]:
     ]
     if report.get("mCE") is not None:
         out += [f"| mCE (AlexNet-normalised) | {_fmt(report['mCE'])} |", f"| relative mCE | {_fmt(report.get('relative_mCE'))} |"]
-    published = published_lines(report)
-    if published:
-        out += ["", *(f"- {line}" for line in published)]
+    out += published_markdown(report)
     columns = error_columns(report)
     out += ["", "| " + " | ".join(columns) + " |", "|---" * len(columns) + "|"]
     for row in error_rows(report):
