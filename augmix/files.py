@@ -139,6 +139,23 @@ def strict_json(data: Any, **options: Any) -> str:
         raise ValueError(f"refusing to write non-finite float(s) as JSON at {_non_finite_keys(data)}") from None
 
 
+def read_json_object(path: str | Path, what: str) -> dict[str, Any]:
+    """A JSON file holding one object (``what``, for messages), parsed strictly: bare NaN and Infinity
+    are not JSON. Any failure (unreadable, unparsable, not an object) is a ValueError whose message
+    is one line saying why."""
+
+    def refuse(constant: str) -> None:
+        raise ValueError(f"{constant} is not JSON")
+
+    try:
+        value = json.loads(Path(path).read_text(encoding="utf-8"), parse_constant=refuse)
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        raise ValueError(str(error).splitlines()[0] if str(error) else type(error).__name__) from None
+    if not isinstance(value, dict):
+        raise ValueError(f"it holds a {type(value).__name__}, not {what}")
+    return value
+
+
 def _non_finite_keys(node: Any, prefix: str = "") -> list[str]:
     if isinstance(node, float):
         return [] if math.isfinite(node) else [prefix or "<top level>"]

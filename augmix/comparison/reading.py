@@ -7,7 +7,6 @@ names it and says how to fix it.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from typing import Any
 import yaml
 
 from augmix.errors import ConfigError, RunDirError
+from augmix.files import read_json_object
 from augmix.rules import is_int, is_number
 
 REPORT = "robustness.json"
@@ -67,10 +67,6 @@ def run_folders(paths: list[str | Path]) -> list[Path]:
     return folders
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
 def _text(value: Any) -> bool:
     return isinstance(value, str)
 
@@ -109,12 +105,9 @@ def read_report(folder: Path, redo: str = REDO) -> dict[str, Any]:
     if not path.is_file():
         raise RunDirError(f"{path} does not exist: {folder} was not evaluated; {redo}")
     try:
-        report = json.loads(path.read_text(encoding="utf-8"), parse_constant=_reject_constant)
-    except (OSError, UnicodeDecodeError, ValueError) as error:
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise RunDirError(f"{path} is damaged ({reason}); {redo}") from None
-    if not isinstance(report, dict):
-        raise RunDirError(f"{path} is damaged (it holds a {type(report).__name__}, not a report); {redo}")
+        report = read_json_object(path, "a report")
+    except ValueError as error:
+        raise RunDirError(f"{path} is damaged ({error}); {redo}") from None
     for key, (accepts, expected) in REPORT_KEYS.items():
         if key not in report or not accepts(report[key]):
             found = "missing" if key not in report else f"{report[key]!r}"[:60]

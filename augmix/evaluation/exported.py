@@ -16,7 +16,6 @@ must match the folder's. The sha256 in reports is that of ``model.safetensors``.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from typing import Any
 from augmix.allowlist import USER_CONFIG, Origin, check_backbone, check_data
 from augmix.errors import CheckpointError, ConfigError
 from augmix.evaluation.checkpoints import Checkpoint, file_sha256, read_checkpoint, usable_weights
+from augmix.files import read_json_object
 from augmix.rules import is_number, show
 
 WEIGHTS, CONFIG = "model.safetensors", "config.json"  # the names export.py and timm's save_for_hf give them
@@ -65,18 +65,10 @@ def read_safetensors(path: Path) -> dict[str, Any]:
 
 def read_config(path: Path) -> dict[str, Any]:
     """``config.json`` as strict JSON: a mapping, no NaN or Infinity."""
-
-    def refuse(constant: str) -> None:
-        raise ValueError(f"{constant} is not JSON")
-
     try:
-        config = json.loads(path.read_text(encoding="utf-8"), parse_constant=refuse)
-    except (OSError, UnicodeDecodeError, ValueError) as error:
-        detail = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise CheckpointError(f"{path} is not valid strict JSON ({detail}); export the model again or fetch the folder again") from None
-    if not isinstance(config, dict):
-        raise CheckpointError(f"{path} holds a {type(config).__name__}, not a model config; export the model again")
-    return config
+        return read_json_object(path, "a model config")
+    except ValueError as error:
+        raise CheckpointError(f"{path} is not a strict JSON model config ({error}); export the model again or fetch the folder again") from None
 
 
 def folder_origin(config_path: Path) -> Origin:

@@ -7,7 +7,7 @@ the allowlists), refused in one line before any compute.
 | config.json ``architecture: hf-hub:...`` / ``local-dir:...`` | - | ``DIR/config.json key architecture='hf-hub:...' is invalid: must be a registered timm model name or torchvision:NAME`` |
 | config.json ``model_args.pretrained_cfg_overlay`` (a file to load) | - | ``DIR/config.json key model_args.pretrained_cfg_overlay is not allowed: ...`` |
 | config.json ``augmix.data._target_: os.system`` | - | ``DIR/config.json key augmix.data._target_ names a callable that is not allowed: 'os.system'; ...`` |
-| config.json with ``NaN`` | - | ``DIR/config.json is not valid strict JSON (NaN is not JSON); ...`` |
+| config.json with ``NaN`` / not an object | - | ``DIR/config.json is not a strict JSON model config (NaN is not JSON); ...`` |
 | model.safetensors with other tensors | - | ``DIR/model.safetensors does not fit backbone 'cifar_wrn16_1': N missing key(s) [...], 1 unexpected key(s) [...]`` |
 | model.safetensors with NaN weights | - | ``DIR/model.safetensors holds non-finite weights (...)`` |
 | model.safetensors that is a pickle | - | ``cannot read DIR/model.safetensors (...): it is not a safetensors file, or it is damaged; ...``, nothing unpickled |
@@ -101,11 +101,15 @@ def test_hostile_folders_are_refused_in_one_line(folder, tmp_path, capsys, case)
     assert not (tmp_path / "out").exists()
 
 
-def test_config_json_must_be_strict_json(folder, tmp_path, capsys):
+@pytest.mark.parametrize(("text", "reason"), [
+    (lambda text: text.replace('"num_classes": 10', '"num_classes": NaN', 1), "NaN is not JSON"),
+    (lambda text: "[" + text + "]", "it holds a list, not a model config"),
+])
+def test_config_json_must_be_a_strict_json_object(folder, tmp_path, capsys, text, reason):
     evil = edited(folder, tmp_path / "evil")
-    (evil / "config.json").write_text((evil / "config.json").read_text().replace('"num_classes": 10', '"num_classes": NaN', 1))
+    (evil / "config.json").write_text(text((evil / "config.json").read_text()))
     code, err = evaluate_cli(evil, tmp_path / "out", capsys)
-    assert code == 2 and err.startswith(f"Error: {evil / 'config.json'} is not valid strict JSON (NaN is not JSON);"), err
+    assert code == 2 and err.startswith(f"Error: {evil / 'config.json'} is not a strict JSON model config ({reason});"), err
     assert err.count("\n") == 1
 
 
