@@ -11,6 +11,7 @@ The modules follow the data path of one run:
   devices) and what to run; ``run_evaluation`` (one -C benchmark) and ``suite.run_suite`` (a suite)
   check everything, build the model and the sets and call the stages below;
 * ``checkpoints``: weights read safely (``torch.load(weights_only=True)``) and fitted to a backbone;
+  ``exported``: exported model folders and ``.safetensors`` files, read without pickle;
 * ``inputs``: the benchmark and suite nodes and every set of images, one module per released format family;
 * ``run``: the loop over all pending sets: loader, sharding across ranks, progress, the per-set result stores;
 * ``metrics``: from logits to per-sample outcomes (or per-video stability rows), per-set metrics and
