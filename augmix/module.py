@@ -113,7 +113,7 @@ class AugMixModule(pl.LightningModule):
 
         ema = ModelEmaV3(self.net, decay=decay)
         ema.requires_grad_(False)
-        return ema
+        return ema.train()  # in the module's mode, as Lightning expects: it only ever runs in evaluation
 
     @property
     def evaluated_net(self) -> torch.nn.Module:
