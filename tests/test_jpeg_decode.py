@@ -41,7 +41,8 @@ def test_draft_crops_differ_from_full_decodes_only_by_resampling_error(folder):
     crop = RandomResizedCropFlip(224)
     drafted = exact = 0
     for path in sorted(str(p) for p in folder.rglob("*.JPEG")):
-        height, width = jpeg_size(path)
+        height, width = jpeg_size(Path(path).read_bytes())
+        assert (height, width) == tuple(decode_file(path).shape[-2:])
         for (full, full_state), (draft, draft_state) in zip(crops(path, range(8), crop, False), crops(path, range(8), crop, True)):
             assert torch.equal(full_state, draft_state), "the draft path draws exactly what the full one does"
             assert draft.shape == full.shape == (3, 224, 224) and draft.dtype == torch.uint8

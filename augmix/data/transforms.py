@@ -99,17 +99,18 @@ class RandomResizedCropFlip:
         (``augmix.data.decoding``): the same box and flip as ``self(decode_file(path), generator)``,
         decoded at a reduced DCT scale where the box is at least twice ``size``. None, with no
         draw made, when the file is not a JPEG (decode it in full)."""
-        from augmix.data.decoding import draft_resized_crop, draft_scale, jpeg_size
-        from augmix.data.sources import decode_file
+        from augmix.data.decoding import decode_jpeg_bytes, draft_resized_crop, draft_scale, jpeg_size
 
-        header = jpeg_size(path)
+        with open(path, "rb") as handle:
+            data = handle.read()
+        header = jpeg_size(data)
         if header is None:
             return None
         box = self.crop_box(*header, generator)
         scale = draft_scale(box[2], box[3], self.size)
-        out = draft_resized_crop(path, box, scale, self.size) if scale > 1 else None
+        out = draft_resized_crop(data, box, scale, self.size) if scale > 1 else None
         if out is None:
-            image = decode_file(path)
+            image = decode_jpeg_bytes(data)
             if tuple(image.shape[-2:]) != header:  # a header that lies about the size: crop what decodes
                 raise ValueError(f"the header says {header[1]}x{header[0]} but {tuple(image.shape[-2:])[::-1]} decodes")
             out = TF.resized_crop(image, *box, [self.size, self.size], antialias=True)
