@@ -174,7 +174,7 @@ def main() -> None:
     parser.add_argument("--files", type=int, help="JPEGs in the folder (256; quick: 64)")
     parser.add_argument("--rounds", type=int, help="interleaved rounds; the table shows medians (5; quick: 3)")
     parser.add_argument("--min-time", type=float, help="seconds per row per round (2.0; quick: 0.6)")
-    parser.add_argument("--folder", type=Path, help="an existing folder of JPEGs (default: written to a temp dir)")
+    parser.add_argument("--folder", type=Path, help="an ImageFolder of JPEGs to read instead (default: photo-like files written to a temp dir)")
     parser.add_argument("--no-cuda", action="store_true")
     parser.add_argument("--quick", action="store_true", help="shorter defaults: under 3 minutes")
     parser.add_argument("--out", type=Path, help="JSON result file (default: perf/results/)")

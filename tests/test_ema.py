@@ -128,21 +128,21 @@ def test_the_checkpoint_holds_both_sets_as_plain_data_and_evaluation_picks_eithe
     )
 
 
-def accuracy(checkpoint: Path, prefix: str) -> float:
-    """Accuracy over the whole validation split of the weights under ``prefix``, in one process."""
+def accuracy(checkpoint: Path, prefix: str, split: str = "val", limit: int | None = None) -> float:
+    """Accuracy of the weights under ``prefix`` on the first ``limit`` images of ``split`` (all by
+    default), in one process."""
     weights = {k[len(prefix) :]: v for k, v in state(checkpoint).items() if k.startswith(prefix)}
     cfg = compose_train("experiment=quickstart")
     data = build_datamodule(cfg)
     data.setup("validate")
     model = build_model(cfg).eval()
     model.net.load_state_dict(weights)
-    correct = total = 0
+    source = data.source(split)
+    count = len(source) if limit is None else limit
+    images = torch.stack([source.image(i) for i in range(count)])
+    targets = torch.tensor([source.target(i) for i in range(count)])
     with torch.no_grad():
-        for batch in data.val_dataloader():
-            finished = data.finish_batch(batch, training=False)
-            correct += int((model(finished["views"][0]).argmax(1) == finished["target"]).sum())
-            total += len(finished["target"])
-    return correct / total
+        return float((model(data.normalize(images)).argmax(1) == targets).float().mean())
 
 
 def test_two_process_ddp_run_trains_validates_and_saves_the_ema(tmp_path):
@@ -175,22 +175,8 @@ def test_evaluate_py_checkpoint_weights_ema_evaluates_the_ema_weights(straight, 
         for weights in ("model", "ema")
     }
     assert results["ema"]["checkpoint_weights"] == "ema" and results["model"]["checkpoint_weights"] == "model"
-    expected = 100 * (1 - accuracy_of(straight, EMA_PREFIX, limit=16))  # reports give errors in %
+    expected = 100 * (1 - accuracy(straight, EMA_PREFIX, "test", limit=16))  # reports give errors in %
     assert results["ema"]["clean_error"] == pytest.approx(expected, abs=1e-6)
     with pytest.raises(ConfigError, match=r"^checkpoint_weights='emma' is invalid: must be 'model'"):
         evaluate(evaluate_config(straight, tmp_path / "typo", [*quick, "checkpoint_weights=emma"]), ([], False))
 
-
-def accuracy_of(checkpoint: Path, prefix: str, limit: int) -> float:
-    """Accuracy of the weights under ``prefix`` on the first ``limit`` test images, in one process."""
-    weights = {k[len(prefix) :]: v for k, v in state(checkpoint).items() if k.startswith(prefix)}
-    cfg = compose_train("experiment=quickstart")
-    data = build_datamodule(cfg)
-    data.setup("test")
-    model = build_model(cfg).eval()
-    model.net.load_state_dict(weights)
-    source = data.source("test")
-    images = torch.stack([source.image(i) for i in range(limit)])
-    targets = torch.tensor([source.target(i) for i in range(limit)])
-    with torch.no_grad():
-        return float((model(data.normalize(images)).argmax(1) == targets).float().mean())
