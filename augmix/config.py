@@ -35,13 +35,17 @@ from augmix.config_checks import check_finite, check_known_keys, check_target_ar
 from augmix.corruptions.names import check_corruptions, check_severities, corruption_group
 from augmix.rules import (
     ALPHA,
+    BATCH_SCOPE,
     BATCH_SIZE,
     BOOLEAN,
     CHANNELS,
+    CHECKPOINT_WEIGHT_SET,
     CLASS_COUNT,
     CUTMIX_ALPHA,
     DATASET,
+    DECODE,
     DEPTH,
+    EMA_DECAY,
     ERASE_AREA,
     ERASE_MODE,
     ERASE_RATIO,
@@ -53,6 +57,7 @@ from augmix.rules import (
     LABEL_SMOOTHING,
     LEARNING_RATE,
     LR_REFERENCE_BATCH,
+    LR_WARMUP_EPOCHS,
     MAX_EPOCHS,
     MIX_MODE,
     MIXUP_ALPHA,
@@ -158,6 +163,7 @@ DATA: dict[str, Rules] = {
     "mean": CHANNELS,
     "std": STD,
     "batch_size": BATCH_SIZE,
+    "batch_scope": BATCH_SCOPE,
     "eval_batch_size": BATCH_SIZE,
     "num_workers": WORKERS,
     "pin_memory": BOOLEAN,
@@ -168,12 +174,16 @@ DATA: dict[str, Rules] = {
     "seed": SEED,
     "verify_files": VERIFY_FILES,
     "on_bad_image": ON_BAD_IMAGE,
+    "decode": DECODE,
 }
 #: ``augmix.module.AugMixModule``'s settings (the backbone is checked against timm's registry).
 MODEL: dict[str, Any] = {
     "optimizer": {"lr": LEARNING_RATE, "weight_decay": NON_NEGATIVE_NUMBER, "momentum": NON_NEGATIVE_NUMBER},
     "scheduler": {"final_lr": NON_NEGATIVE_NUMBER, "gamma": POSITIVE_NUMBER},
     "lr_reference_batch": LR_REFERENCE_BATCH,
+    "lr_warmup_epochs": LR_WARMUP_EPOCHS,
+    # EMA weights (timm's ModelEmaV3): the keys model.ema accepts, each with its rule
+    "ema": {"decay": EMA_DECAY, "evaluate": BOOLEAN},
     "pretrained": BOOLEAN,
     "split_bn": BOOLEAN,
     "channels_last": BOOLEAN,
@@ -216,7 +226,7 @@ class TrainConfig:
 TRAIN_KEYS: dict[str, Any] = schema_fields(TrainConfig)
 TRAIN_RULES: dict[str, Any] = rules_of(TrainConfig)
 EVALUATE_KEYS: dict[str, Any] = {
-    **dict.fromkeys(("task_name", "tags", "checkpoint", "ignore_checkpoint_config", "benchmark", "data", "trainer", "logger", "paths", "hydra")),
+    **dict.fromkeys(("task_name", "tags", "checkpoint", "checkpoint_weights", "ignore_checkpoint_config", "benchmark", "data", "trainer", "logger", "paths", "hydra")),
     "suite": None,  # checked by augmix.evaluation.inputs.suite
     "model": dict.fromkeys(("backbone", "backbone_kwargs")),
 }
@@ -265,6 +275,9 @@ def validate_data(data: DictConfig | dict) -> None:
         if parameter.default is parameter.empty and name in DATA and name not in data:
             check(f"data.{name}", None, DATA[name])
     check_table(data, DATA, "data.")
+    crop = (data.get("train_transform") or {}).get("_target_", "")
+    if data.get("decode") == "draft" and crop.rsplit(".", 1)[-1] != "RandomResizedCropFlip":
+        fail("data.decode", "draft", f"has nothing to act on: only RandomResizedCropFlip training crops decode JPEG files in draft mode, not {crop}")
 
 
 def validate_backbone(model: DictConfig) -> None:
@@ -326,11 +339,51 @@ def validate_structure(cfg: DictConfig, keys: dict[str, Any], config_name: str) 
 def validate_evaluate(cfg: DictConfig) -> None:
     """Check a composed evaluate.py config (its benchmark node is checked by ``benchmark_spec``)."""
     validate_structure(cfg, EVALUATE_KEYS, "evaluate")
+    check("checkpoint_weights", cfg.get("checkpoint_weights", "model"), CHECKPOINT_WEIGHT_SET)
 
 
 def validate_make_corrupted(cfg: DictConfig) -> None:
     """Check a composed make_corrupted.py config (its data node is checked by ``write_corrupted``)."""
     validate_structure(cfg, MAKE_CORRUPTED_KEYS, "make_corrupted")
+
+
+def configured_processes(trainer: DictConfig) -> int | None:
+    """How many processes a trainer config runs (devices x nodes), when the config says it in
+    numbers; None for ``devices: auto`` or ``-1`` (known once the Trainer has looked)."""
+    devices, nodes = trainer.get("devices", 1), trainer.get("num_nodes", 1)
+    if isinstance(devices, str) and devices.strip().isdigit():
+        devices = int(devices)
+    elif isinstance(devices, str) and "," in devices:  # "0,1,3": those devices
+        devices = len([d for d in devices.split(",") if d.strip()])
+    elif not isinstance(devices, int) and devices is not None and hasattr(devices, "__len__"):
+        devices = len(devices)  # a list of device indices
+    if devices is None:
+        devices = 1
+    if not is_int(devices) or devices < 1 or not is_int(nodes) or nodes < 1:
+        return None
+    return devices * nodes
+
+
+def validate_batch(cfg: DictConfig) -> None:
+    """A global batch that the configured processes cannot share evenly fails here, before any data
+    is read (with ``devices: auto`` the Trainer's own count is checked when it is built)."""
+    processes = configured_processes(cfg.trainer)
+    accumulate = cfg.trainer.get("accumulate_grad_batches", 1)
+    if processes is not None and is_int(accumulate) and accumulate >= 1:
+        from augmix.schedules import batch_plan
+
+        batch_plan(cfg.data.batch_size, cfg.data.get("batch_scope", "process"), processes, accumulate)
+
+
+def validate_ema(model: DictConfig) -> None:
+    ema = model.get("ema")
+    if ema is None:
+        return
+    if not isinstance(ema, DictConfig):
+        fail("model.ema", ema, "must be a mapping with decay and evaluate (e.g. model.ema.decay=0.9998)")
+    check_known_keys(ema, dict.fromkeys(MODEL["ema"]), "model.ema.", "model.ema")
+    if ema.get("evaluate") and ema.get("decay") is None:
+        fail("model.ema.evaluate", True, "needs EMA weights to evaluate: set model.ema.decay (e.g. 0.9998)")
 
 
 def may_run_several_processes(trainer: DictConfig) -> bool:
@@ -346,6 +399,8 @@ def validate(cfg: DictConfig) -> None:
     validate_objective(cfg)
     validate_val_corruptions(cfg.get("val_corruptions"))
     validate_backbone(cfg.model)
+    validate_ema(cfg.model)
+    validate_batch(cfg)
     if may_run_several_processes(cfg.trainer):  # Lightning's default is true
         check("trainer.use_distributed_sampler", cfg.trainer.get("use_distributed_sampler", True), KEYED_SAMPLER)
     augmix, erase = cfg.augmix, cfg.augmix.erase

@@ -25,6 +25,9 @@ IGNORED_IN = {
              "verify_files", "on_bad_image"},
 }
 LENGTH_KEYS = ("max_epochs", "max_steps")  # trainer keys that set how long the run is
+# How a run's steps are shared among processes: covered, so a run resumes only on its own layout
+# (its keyed per-rank streams, data shards and mid-epoch position depend on it).
+PROCESS_KEYS = ("trainer.devices", "trainer.num_nodes", "trainer.accumulate_grad_batches")
 LENGTH_FREE_SCHEDULERS = {"augmix.schedules.constant"}  # schedules whose lr never depends on the length
 
 
@@ -86,3 +89,18 @@ def describe_differences(found: list[str], limit: int = 6) -> str:
     """The first ``limit`` differences on one line."""
     shown = ", ".join(found[:limit])
     return shown + (f" and {len(found) - limit} more" if len(found) > limit else "")
+
+
+def process_layout_hint(found: list[str], stored: Mapping[str, Any]) -> str:
+    """When ``found`` (from ``differences``) includes the process layout: why that blocks a resume,
+    and the stored layout to resume with; empty otherwise."""
+    changed = [item.split(" ")[0] for item in found if item.split(" ")[0] in PROCESS_KEYS]
+    if not changed:
+        return ""
+    trainer = stored.get("trainer") if isinstance(stored.get("trainer"), Mapping) else {}
+    layout = " ".join(f"{key}={trainer.get(key.split('.', 1)[1], 1)}" for key in PROCESS_KEYS)
+    return (
+        f". It ran on another process layout ({', '.join(changed)}): a run's data shards, per-process augmentation "
+        "streams and mid-epoch position are laid out for its own processes, so it resumes only on them (a global "
+        f"data.batch_size stays the same, but the continued run would not equal the run itself); resume with {layout}"
+    )

@@ -138,6 +138,9 @@ MIX_MODES = ("batch", "pair", "elem")
 ERASE_MODES = ("const", "rand", "pixel")
 ERASE_VIEWS = ("augmented", "all")
 BAD_IMAGE_POLICIES = ("error", "skip")
+BATCH_SCOPES = ("global", "process")  # what data.batch_size counts: images per optimizer step, or per process
+DECODE_MODES = ("full", "draft")  # draft: JPEG DCT scaling where the crop is at least twice the output
+CHECKPOINT_WEIGHTS = ("model", "ema")
 MAX_SEVERITY = 10
 MAX_DEPTH = 3  # ops per chain; depth -1 draws 1..MAX_DEPTH per chain (the paper)
 MAX_SIDE = 8192  # pixels; larger crops are a typo or an attempt to exhaust memory
@@ -222,6 +225,16 @@ LABEL_SMOOTHING = Rule(lambda v: is_number(v) and 0.0 <= v < 1.0, "must be in [0
 DATASET = one_of(DATASETS)
 CLASS_COUNT = int_in(2, MAX_CLASSES)
 BATCH_SIZE = int_in(1, MAX_BATCH)
+BATCH_SCOPE = Rule(
+    lambda v: v in BATCH_SCOPES,
+    "must be 'global' (data.batch_size is the batch of one optimizer step over all processes; each takes an equal "
+    "share) or 'process' (data.batch_size is each process's batch)",
+)
+DECODE = Rule(
+    lambda v: v in DECODE_MODES,
+    "must be 'full' (decode every image at full size) or 'draft' (JPEG DCT scaling, only where the training crop "
+    "is at least twice the output size)",
+)
 WORKERS = int_in(0, MAX_WORKERS)
 VAL_FRACTION = Rule(
     lambda v: is_number(v) and 0.0 <= v < 1.0,
@@ -238,6 +251,19 @@ ON_BAD_IMAGE = Rule(
 LEARNING_RATE = POSITIVE_NUMBER
 LR_REFERENCE_BATCH = Rule(
     lambda v: v is None or (is_int(v) and v >= 1), "must be null (no scaling) or an integer >= 1 (ImageNet: 256)"
+)
+LR_WARMUP_EPOCHS = Rule(
+    lambda v: is_number(v) and v >= 0,
+    "must be a number >= 0: epochs of linear warmup from model.optimizer.lr to the scaled lr, applied when the "
+    "global batch exceeds model.lr_reference_batch (0 disables; Goyal et al. 2017: 5)",
+)
+EMA_DECAY = Rule(
+    lambda v: v is None or (is_number(v) and 0 < v < 1),
+    "must be null (no EMA weights) or a number in (0, 1), e.g. 0.9998 (timm's --model-ema-decay)",
+)
+CHECKPOINT_WEIGHT_SET = Rule(
+    lambda v: v in CHECKPOINT_WEIGHTS,
+    "must be 'model' (the trained weights) or 'ema' (their moving average, saved by runs with model.ema.decay)",
 )
 MAX_EPOCHS = Rule(lambda v: v is None or (is_int(v) and v >= 1), "must be an integer >= 1")
 KEYED_SAMPLER = Rule(

@@ -33,13 +33,14 @@ from augmix.fingerprint import (
     LENGTH_KEYS,
     describe_differences,
     differences,
+    process_layout_hint,
     run_fingerprint,
     schedule_depends_on_length,
     scheduler_target,
 )
 from augmix.loggers import build_loggers, finish_wandb
 from augmix.module import CONFIG_KEY, WANDB_RUN_ID_KEY, AugMixModule
-from augmix.schedules import global_batch_size, scaled_lr
+from augmix.schedules import batch_plan
 
 log = logging.getLogger(__name__)
 POST_FIT_KEY = "post_fit"  # in metrics.json: the post-fit steps (test, evaluate_after_fit) that finished
@@ -136,9 +137,11 @@ def _foreign_run(
             "runs can be extended in place"
         )
     what = f" ({describe_differences(found)})" if found else ""
+    layout = process_layout_hint(found, stored) if stored is not None else ""
     return (
-        f"{output_dir} holds a run with different settings{what}; resuming or skipping it would mix two runs. "
-        "Use a fresh output dir (hydra.run.dir=... or hydra.sweep.dir=...), or resume=false to start over elsewhere"
+        f"{output_dir} holds a run with different settings{what}; resuming or skipping it would mix two runs{layout}. "
+        f"{'Or u' if layout else 'U'}se a fresh output dir (hydra.run.dir=... or hydra.sweep.dir=...), or resume=false to "
+        "start over elsewhere"
     )
 
 
@@ -182,10 +185,11 @@ def check_resumable(path: str, stored: dict[str, Any], current: dict[str, Any], 
         return
     if not explicit:
         raise ConfigError(_foreign_run(output_dir, stored, current))
+    found = differences(stored, current)
     raise ConfigError(
-        f"ckpt_path={path} was trained with other settings: {describe_differences(differences(stored, current))}; "
-        "ckpt_path= continues that same run. Use the checkpoint's settings (its run dir's .hydra/config.yaml), "
-        "or start a new run without ckpt_path"
+        f"ckpt_path={path} was trained with other settings: {describe_differences(found)}; "
+        f"ckpt_path= continues that same run{process_layout_hint(found, stored)}. Use the checkpoint's settings "
+        "(its run dir's .hydra/config.yaml), or start a new run without ckpt_path"
     )
 
 
@@ -230,26 +234,18 @@ def build_datamodule(cfg: DictConfig, views: TrainingViews | None = None) -> Aug
 
 def build_model(cfg: DictConfig, views: TrainingViews | None = None) -> AugMixModule:
     """The LightningModule of a validated training config: told what each batch holds by the same
-    ``views`` as the DataModule, and the per-process batch size its lr scaling needs."""
+    ``views`` as the DataModule, and the batch (and how the processes share it) its lr scaling needs."""
     views = views or TrainingViews.from_settings(cfg.augmix, cfg.data.num_classes)
     return instantiate_node(
         cfg.model, loss=instantiate_node(cfg.loss), num_views=views.num_views, jsd=views.jsd,
-        batch_size=cfg.data.batch_size,
+        batch_size=cfg.data.batch_size, batch_scope=cfg.data.get("batch_scope", "process"),
     )
 
 
-def log_learning_rate(cfg: DictConfig, trainer: pl.Trainer) -> None:
-    """One line, when the lr scales with the global batch: what the global batch and lr are."""
-    reference = cfg.model.get("lr_reference_batch")
-    if not reference or not trainer.is_global_zero:
-        return
-    batch = global_batch_size(cfg.data.batch_size, trainer.world_size, trainer.accumulate_grad_batches)
-    base = cfg.model.optimizer.lr
-    log.info(
-        f"global batch {batch} ({cfg.data.batch_size} per process x {trainer.world_size} process(es) x "
-        f"{trainer.accumulate_grad_batches} accumulated); lr {scaled_lr(base, batch, reference):.4g} "
-        f"= {base:g} x {batch} / {reference} (model.lr_reference_batch)"
-    )
+def check_batch_plan(cfg: DictConfig, trainer: pl.Trainer) -> None:
+    """The global batch must share evenly over the processes the trainer found (``devices: auto``
+    included), before anything starts; the module logs the plan once training begins."""
+    batch_plan(cfg.data.batch_size, cfg.data.get("batch_scope", "process"), trainer.world_size, trainer.accumulate_grad_batches)
 
 
 def pending_post_fit(cfg: DictConfig, metrics: dict[str, Any]) -> list[str]:
@@ -369,7 +365,7 @@ def _fit(
     trainer: pl.Trainer = instantiate_node(
         cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()]
     )
-    log_learning_rate(cfg, trainer)
+    check_batch_plan(cfg, trainer)
     for logger in loggers:
         logger.log_hyperparams(model.run_config)
     trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)

@@ -73,7 +73,7 @@ def test_two_processes_match_one_process_with_the_same_global_batch(tmp_path):
     budget = ("trainer.max_epochs=4",)
     seeds = (0, 1, 2)
     single = [run(tmp_path / f"single{seed}", *budget, f"seed={seed}") for seed in seeds]
-    ddp = run(tmp_path / "ddp", *budget, "trainer=ddp_cpu", "data.batch_size=32")
+    ddp = run(tmp_path / "ddp", *budget, "trainer=ddp_cpu")  # data.batch_size is the global batch
     for result in (*single, ddp):
         assert result.returncode == 0, result.stderr[-3000:]
 

@@ -13,7 +13,7 @@ from torch import Tensor
 from torch.utils.data import Dataset, Sampler
 
 from augmix.augment import AugMix, Normalization
-from augmix.data.sources import ImageSource
+from augmix.data.sources import ImageSource, decoder_reason
 from augmix.errors import DataError
 from augmix.streams import AUGMIX_STREAM, CROP_STREAM, ORDER_STREAM, keyed_generator
 from augmix.tensors import empty_batch, images_per_block
@@ -131,6 +131,8 @@ class BatchAssembler(Dataset):
     under ``"skipped"`` as (file, message). Errors travel back as ``{"error": message}``, so the main
     process can raise them as one line rather than as the DataLoader's wrapped traceback. Every
     batch names its ``split``, so whoever reads it needs no loader index to know what it holds.
+    With ``decode="draft"`` a transform that crops straight from a file (``from_file``) decodes
+    JPEGs at a reduced DCT scale where that is safe (``augmix.data.decoding``), with the same draws.
     """
 
     def __init__(
@@ -143,9 +145,12 @@ class BatchAssembler(Dataset):
         on_bad_image: str = "error",
         known_bad: Collection[str] = (),
         split: str | None = None,
+        decode: str = "full",
     ) -> None:
         self.source, self.transform, self.seed, self.rank, self.views = source, transform, seed, rank, views
         self.on_bad_image, self.bad, self.split = on_bad_image, set(known_bad), split
+        # draft: a transform that can crop straight from a file (RandomResizedCropFlip.from_file) does
+        self.from_file = getattr(transform, "from_file", None) if decode == "draft" else None
 
     def __len__(self) -> int:
         return len(self.source)
@@ -181,11 +186,28 @@ class BatchAssembler(Dataset):
         raise DataError(f"no readable image is left in this split ({len(self.bad)} bad files, e.g. {min(self.bad)})")
 
     def _transformed(self, index: int, generator: torch.Generator) -> Tensor:
-        image = self.source.image(index)  # a DataError naming the file when it does not decode
+        path = self.source.path(index) if self.from_file is not None else None
         try:
+            if path is not None:
+                out = self._from_file(path, generator)
+                if out is not None:
+                    return out
+            image = self.source.image(index)  # a DataError naming the file when it does not decode
             return self.transform(image, generator)
         except ValueError as error:  # e.g. an image smaller than the crop
             raise DataError(f"{self.source.location(index)}: {error}; remove or replace the file") from None
+
+    def _from_file(self, path: str, generator: torch.Generator) -> Tensor | None:
+        """A bad file leaves the generator as it found it, as a failed full decode does (no draw made),
+        so a skipped file changes no other image's crop."""
+        state = generator.get_state()
+        try:
+            return self.from_file(path, generator)
+        except (OSError, SyntaxError, RuntimeError, ValueError) as error:  # Pillow's and torchvision's decoder errors
+            generator.set_state(state)
+            if isinstance(error, ValueError):
+                raise
+            raise DataError(f"cannot decode image {path}: {decoder_reason(error)}. Remove or replace the file.") from None
 
 
 class Normalize:

@@ -35,7 +35,8 @@ from augmix.data.verify import file_progress, find_bad_images
 from augmix.erasing import RandomErasing
 from augmix.errors import CheckpointError, DataError
 from augmix.mixing import MixUpCutMix
-from augmix.rules import PLACEMENT, check
+from augmix.rules import DECODE, PLACEMENT, check
+from augmix.schedules import BatchPlan, batch_plan
 from augmix.streams import ERASE_STREAM, MIX_STREAM, keyed_generator
 
 log = logging.getLogger(__name__)
@@ -119,6 +120,12 @@ class AugMixDataModule(pl.LightningDataModule):
     All views are normalised float tensors. With MixUp or CutMix on, training targets are soft
     (B, num_classes) float tensors. Under DDP the keyed sampler shards the data itself, so the
     trainer needs ``use_distributed_sampler=False`` (checked with the config).
+
+    ``batch_size`` counts the images of one optimizer step over all processes with
+    ``batch_scope="global"`` (the recipes: the paper's batch on any number of devices; each process
+    takes ``batch_size / (processes x accumulate_grad_batches)``), or each process's batch with
+    ``"process"``. ``decode="draft"`` lets training crops of JPEG files decode at a reduced DCT
+    scale where the crop is at least twice the output size (``augmix.data.decoding``).
     """
 
     def __init__(
@@ -133,6 +140,7 @@ class AugMixDataModule(pl.LightningDataModule):
         eval_transform: SampleTransform,
         training_views: TrainingViews | None = None,
         batch_size: int = 128,
+        batch_scope: str = "process",
         eval_batch_size: int = 256,
         num_workers: int = 4,
         pin_memory: bool = True,
@@ -144,8 +152,10 @@ class AugMixDataModule(pl.LightningDataModule):
         val_corruptions: Mapping[str, Any] | None = None,
         verify_files: bool = True,
         on_bad_image: str = "error",
+        decode: str = "full",
     ) -> None:
         super().__init__()
+        check("data.decode", decode, DECODE)
         self.verify_files, self.on_bad_image = verify_files, on_bad_image
         self.bad_files: dict[str, str] = {}  # file -> problem, for the images left out under on_bad_image=skip
         self._unchecked: list[tuple[sources.FolderSource, int]] = []  # image folders and the smallest side they need
@@ -153,7 +163,8 @@ class AugMixDataModule(pl.LightningDataModule):
         self.normalize = Normalize(tuple(mean), tuple(std))
         self.train_transform, self.eval_transform = train_transform, eval_transform
         self.views = training_views if training_views is not None else TrainingViews()
-        self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
+        self.batch_size, self.batch_scope, self.eval_batch_size = batch_size, batch_scope, eval_batch_size
+        self.decode = decode
         self.num_workers, self.pin_memory = num_workers, pin_memory
         self.persistent_workers, self.drop_last = persistent_workers, drop_last
         self.download, self.val_fraction, self.seed = download, val_fraction, seed
@@ -278,6 +289,13 @@ class AugMixDataModule(pl.LightningDataModule):
         trainer = self.trainer
         return (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
 
+    def batch_plan(self) -> BatchPlan:
+        """How ``batch_size`` is shared: with ``batch_scope="global"`` it is the batch of one optimizer
+        step, and each of the trainer's processes takes an equal share of each accumulated batch."""
+        trainer = self.trainer
+        processes, accumulate = (trainer.world_size, trainer.accumulate_grad_batches) if trainer is not None else (1, 1)
+        return batch_plan(self.batch_size, self.batch_scope, processes, accumulate)
+
     def augmix_views(self, rank: int, normalized: bool = True) -> AugMixViews | None:
         """What makes a training batch's AugMix views, in the workers or after transfer; normalised
         while they are mixed (in cache), unless ``normalized`` is false (for looking at them)."""
@@ -290,14 +308,14 @@ class AugMixDataModule(pl.LightningDataModule):
         rank, world_size = self._rank()
         source = self.source("train")
         sampler = KeyedBatchSampler(
-            len(source), self.batch_size, shuffle=True, drop_last=self.drop_last, seed=self.seed,
+            len(source), self.batch_plan().per_process, shuffle=True, drop_last=self.drop_last, seed=self.seed,
             rank=rank, world_size=world_size, pad_shards=True,
         )
         sampler.resume_point = self.resume_point
         views = self.augmix_views(rank)
         self._device_views = views if self.placement == "device" else None
         in_workers = views if self.placement == "workers" else None
-        return self._loader(self._assembler("train", self.train_transform, rank, in_workers), sampler)
+        return self._loader(self._assembler("train", self.train_transform, rank, in_workers, self.decode), sampler)
 
     def _eval_loader(self, split: str, transform: SampleTransform | None = None) -> DataLoader:
         rank, world_size = self._rank()
@@ -309,10 +327,12 @@ class AugMixDataModule(pl.LightningDataModule):
         return self._loader(self._assembler(split, transform or self.eval_transform, rank), sampler)
 
     def _assembler(
-        self, split: str, transform: SampleTransform, rank: int, views: AugMixViews | None = None
+        self, split: str, transform: SampleTransform, rank: int, views: AugMixViews | None = None, decode: str = "full"
     ) -> BatchAssembler:
         source = self.source(split)
-        return BatchAssembler(source, transform, self.seed, rank, views, self.on_bad_image, self.bad_files, split)
+        return BatchAssembler(
+            source, transform, self.seed, rank, views, self.on_bad_image, self.bad_files, split, decode=decode
+        )
 
     def val_dataloader(self) -> DataLoader | list[DataLoader]:
         """The clean validation split, plus its held-out corruptions when ``val_corruptions`` is set."""
@@ -396,8 +416,8 @@ class AugMixDataModule(pl.LightningDataModule):
         """The first ``count`` images of training batch 0 of epoch 0 and their AugMix views in [0, 1],
         on CPU: the whole batch is built, as training builds it, so the views are the ones it gets."""
         source = self.source("train")
-        sampler = KeyedBatchSampler(len(source), self.batch_size, True, self.drop_last, self.seed)
-        batch = self._assembler("train", self.train_transform, 0)[next(iter(sampler))]
+        sampler = KeyedBatchSampler(len(source), self.batch_plan().per_process, True, self.drop_last, self.seed)
+        batch = self._assembler("train", self.train_transform, 0, decode=self.decode)[next(iter(sampler))]
         self._check_batch(batch)
         views = self.augmix_views(0, normalized=False)
         augmented = views(batch["image"], *batch["key"]) if views is not None else []

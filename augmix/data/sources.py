@@ -46,6 +46,10 @@ class ImageSource:
         """The image file of every index, or None for images that are not files (checked elsewhere)."""
         return None
 
+    def path(self, index: int) -> str | None:
+        """The file image ``index`` is decoded from; None for images held in memory."""
+        return None
+
     @property
     def num_classes(self) -> int:
         return len(self.classes)
@@ -91,6 +95,9 @@ class SubsetSource(ImageSource):
 
     def location(self, index: int) -> str:
         return self.source.location(self.indices[index])
+
+    def path(self, index: int) -> str | None:
+        return self.source.path(self.indices[index])
 
     def files(self) -> list[str] | None:
         files = self.source.files()
@@ -139,6 +146,9 @@ class FolderSource(ImageSource):
         return self.samples[index][1]
 
     def location(self, index: int) -> str:
+        return self.samples[index][0]
+
+    def path(self, index: int) -> str:
         return self.samples[index][0]
 
     def files(self) -> list[str]:

@@ -87,10 +87,34 @@ class RandomResizedCropFlip:
 
     def __call__(self, image: Tensor, generator: torch.Generator) -> Tensor:
         top, left, h, w = self.crop_box(*image.shape[-2:], generator)
-        out = TF.resized_crop(image, top, left, h, w, [self.size, self.size], antialias=True)
+        return self._flip(TF.resized_crop(image, top, left, h, w, [self.size, self.size], antialias=True), generator)
+
+    def _flip(self, out: Tensor, generator: torch.Generator) -> Tensor:
         if self.hflip and _coin(generator):
             out = out.flip(-1)
         return out.contiguous()
+
+    def from_file(self, path: str, generator: torch.Generator) -> Tensor | None:
+        """The crop of the image file at ``path`` with draft-mode JPEG decoding
+        (``augmix.data.decoding``): the same box and flip as ``self(decode_file(path), generator)``,
+        decoded at a reduced DCT scale where the box is at least twice ``size``. None, with no
+        draw made, when the file is not a JPEG (decode it in full)."""
+        from augmix.data.decoding import decode_jpeg_bytes, draft_resized_crop, draft_scale, jpeg_size
+
+        with open(path, "rb") as handle:
+            data = handle.read()
+        header = jpeg_size(data)
+        if header is None:
+            return None
+        box = self.crop_box(*header, generator)
+        scale = draft_scale(box[2], box[3], self.size)
+        out = draft_resized_crop(data, box, scale, self.size) if scale > 1 else None
+        if out is None:
+            image = decode_jpeg_bytes(data)
+            if tuple(image.shape[-2:]) != header:  # a header that lies about the size: crop what decodes
+                raise ValueError(f"the header says {header[1]}x{header[0]} but {tuple(image.shape[-2:])[::-1]} decodes")
+            out = TF.resized_crop(image, *box, [self.size, self.size], antialias=True)
+        return self._flip(out, generator)
 
     def __repr__(self) -> str:
         return f"RandomResizedCropFlip(size={self.size}, scale={self.scale}, ratio={self.ratio}, hflip={self.hflip})"

@@ -1,7 +1,8 @@
 """Checkpoints of every kind users evaluate, turned into a backbone with its weights loaded.
 
 * Lightning checkpoints from ``train.py``: weights under ``state_dict`` as ``net.<timm key>``, the
-  run's resolved config under ``augmix_config`` (backbone, classes, data, normalisation).
+  run's resolved config under ``augmix_config`` (backbone, classes, data, normalisation); runs with
+  ``model.ema.decay`` also hold the EMA weights as ``ema.module.<timm key>`` (``weights="ema"``).
 * Plain state_dicts and ``.pth.tar`` dicts with a ``state_dict`` key, optionally with the
   ``module.`` prefixes of ``DataParallel`` (e.g. the official AugMix ResNet-50 release, which uses
   torchvision's resnet50 names; timm's ``resnet50`` has the same names). These need
@@ -31,7 +32,7 @@ from torch import Tensor, nn
 import augmix.models  # noqa: F401  (registers the CIFAR architectures in timm)
 from augmix.errors import CheckpointError
 from augmix.models.split_bn import AUX_BN_KEY
-from augmix.module import CONFIG_KEY
+from augmix.module import CONFIG_KEY, EMA_PREFIX
 
 WRAPPER_PREFIXES = ("module.", "_orig_mod.", "net.")
 TORCHVISION_PREFIX = "torchvision:"
@@ -47,6 +48,7 @@ class Checkpoint:
     sha256: str
     dropped_auxiliary: int = 0
     format: str | None = None  # "exported" / "safetensors" for the formats of augmix.evaluation.exported
+    weights: str = "model"  # which set of a train.py checkpoint: the trained weights or their EMA
 
     @property
     def kind(self) -> str:
@@ -84,7 +86,16 @@ def _drop_auxiliary_bn(state: dict[str, Tensor]) -> tuple[dict[str, Tensor], int
     return kept, dropped
 
 
-def _weights(raw: Any, path: Path) -> tuple[dict[str, Tensor], dict | None]:
+def _weights(raw: Any, path: Path, weights: str = "model") -> tuple[dict[str, Tensor], dict | None]:
+    lightning = isinstance(raw, Mapping) and isinstance(raw.get("state_dict"), Mapping) and "pytorch-lightning_version" in raw
+    if weights == "ema":
+        ema = {k[len(EMA_PREFIX) :]: v for k, v in raw["state_dict"].items() if k.startswith(EMA_PREFIX)} if lightning else {}
+        if not ema:
+            raise CheckpointError(
+                f"{path} holds no EMA weights (only train.py runs with model.ema.decay save them); "
+                "evaluate its trained weights with checkpoint_weights=model"
+            )
+        raw = {**raw, "state_dict": {f"net.{k}": v for k, v in ema.items()}}
     if isinstance(raw, Mapping) and isinstance(raw.get("state_dict"), Mapping):
         state, config = dict(raw["state_dict"]), raw.get(CONFIG_KEY)
         if "pytorch-lightning_version" in raw:
@@ -156,13 +167,15 @@ def refused_content(message: str) -> str | None:
     return "content other than tensors and plain containers"
 
 
-def read_checkpoint(path: str | Path) -> Checkpoint:
-    """Load weights (and config, when present) on the CPU without unpickling arbitrary objects."""
+def read_checkpoint(path: str | Path, weights: str = "model") -> Checkpoint:
+    """Load weights (and config, when present) on the CPU without unpickling arbitrary objects;
+    ``weights="ema"`` takes a train.py checkpoint's EMA weights instead of its trained ones."""
     path = Path(path)
     raw = load_file(path)
-    state, config = _weights(raw, path)
+    state, config = _weights(raw, path, weights)
     state, dropped = usable_weights(state, path)
-    return Checkpoint(path=path, state_dict=state, config=config, sha256=file_sha256(path), dropped_auxiliary=dropped)
+    return Checkpoint(path=path, state_dict=state, config=config, sha256=file_sha256(path), dropped_auxiliary=dropped,
+                      weights=weights)
 
 
 def usable_weights(state: dict[str, Tensor], path: Path) -> tuple[dict[str, Tensor], int]:

@@ -98,7 +98,8 @@ def run_evaluation(
         Path(output_dir) / SETS_FOLDER,
         {  # everything that changes a set's numbers; not what only changes the report (top5, mCE)
             **model_description(
-                checkpoint.sha256, backbone, backbone_kwargs, data, len(clean), expected, fabric_kwargs.get("precision")
+                checkpoint.sha256, backbone, backbone_kwargs, data, len(clean), expected, fabric_kwargs.get("precision"),
+                checkpoint.weights,
             ),
             "benchmark": spec.name,
             "format": spec.format,
@@ -134,6 +135,7 @@ def run_evaluation(
         "checkpoint": str(checkpoint.path),
         "checkpoint_sha256": checkpoint.sha256,
         "checkpoint_kind": checkpoint.kind,
+        "checkpoint_weights": checkpoint.weights,
         "backbone": backbone,
         "data": data["name"],
         "num_classes": expected,
@@ -270,7 +272,7 @@ def _evaluate(cfg: DictConfig, data_overrides: tuple[list[str], bool] | None) ->
             ".safetensors with model.backbone=NAME"
         )
     spec = evaluation_spec(cfg)
-    checkpoint = open_checkpoint(cfg.checkpoint)
+    checkpoint = open_checkpoint(cfg.checkpoint, weights=cfg.get("checkpoint_weights", "model"))
     if cfg.get("ignore_checkpoint_config"):
         checkpoint = dataclasses.replace(checkpoint, config=None)  # weights only, like a plain state_dict
     keys, group_chosen = data_overrides if data_overrides is not None else command_line_data_overrides()
@@ -304,8 +306,9 @@ def evaluate_after_fit(cfg: DictConfig, trainer: Any) -> dict[str, float]:
     if not path:
         raise CheckpointError("evaluate_after_fit needs a saved checkpoint; keep callbacks.model_checkpoint enabled")
     spec = benchmark_spec(cfg.evaluate_after_fit, prefix="evaluate_after_fit.")
+    ema = cfg.model.get("ema") or {}
     summary = run_evaluation(
-        read_checkpoint(path),
+        read_checkpoint(path, weights="ema" if ema.get("evaluate") else "model"),  # what validation picked it by
         spec,
         cfg.data,
         cfg.model.backbone,

@@ -32,10 +32,14 @@ CONFIG_KEYS = ("architecture", "model_args", "num_classes")  # config.json's nam
 NORMALISATION = "normalisation"  # in the stored config of a folder without an augmix entry: its pretrained_cfg mean/std
 
 
-def open_checkpoint(path: str | Path) -> Checkpoint:
+def open_checkpoint(path: str | Path, weights: str = "model") -> Checkpoint:
     """A checkpoint of any kind evaluation accepts: an exported folder, a ``.safetensors`` file, or a
-    ``torch.save`` file (``read_checkpoint``)."""
+    ``torch.save`` file (``read_checkpoint``; ``weights="ema"`` takes a train.py run's EMA set)."""
     path = Path(path)
+    if weights != "model" and (path.is_dir() or path.suffix == ".safetensors"):
+        raise CheckpointError(
+            f"{path} holds one set of weights (exported models carry no EMA set); evaluate it with checkpoint_weights=model"
+        )
     if path.is_dir():
         return read_folder(path)
     if path.suffix == ".safetensors":

@@ -138,10 +138,13 @@ def model_description(
     clean_images: int,
     num_classes: int,
     precision: Any,
+    checkpoint_weights: str = "model",
 ) -> dict[str, Any]:
-    """The part of a store's description every set shares: the model, its preprocessing, the clean split."""
+    """The part of a store's description every set shares: the model, its preprocessing, the clean split.
+    An EMA set is named (it gives other numbers); the trained weights are not, so older stores stay valid."""
     return {
         "checkpoint_sha256": checkpoint_sha256,
+        **({"checkpoint_weights": checkpoint_weights} if checkpoint_weights != "model" else {}),
         "backbone": backbone,
         "backbone_kwargs": dict(backbone_kwargs),
         "data": {key: data.get(key) for key in ("name", "image_size", "mean", "std", "eval_transform")},

@@ -150,7 +150,7 @@ def run_suite(suite: SuiteSpec, target: Target) -> dict:
     regenerated = {name: _regeneration(member, image_size) for name, (member, _) in present.items()}
 
     common = model_description(checkpoint.sha256, backbone, backbone_kwargs, data, len(clean), classes,
-                               fabric_kwargs.get("precision"))
+                               fabric_kwargs.get("precision"), checkpoint.weights)
     folder = Path(output_dir) / SETS_FOLDER
     stores = {CLEAN: ResultStore(folder / CLEAN, {**common, "limit_per_set": suite.limit_per_set})}
     stores.update({name: ResultStore(folder / name, {**common, **member_description(member)})
