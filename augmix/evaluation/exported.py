@@ -45,7 +45,7 @@ def open_checkpoint(path: str | Path, weights: str = "model") -> Checkpoint:
     if path.suffix == ".safetensors":
         state, dropped = usable_weights(read_safetensors(path), path)
         return Checkpoint(path, state, None, file_sha256(path), dropped, format=SAFETENSORS)
-    return read_checkpoint(path)
+    return read_checkpoint(path, weights)
 
 
 def read_safetensors(path: Path) -> dict[str, Any]:

@@ -186,6 +186,7 @@ def run_suite(suite: SuiteSpec, target: Target) -> dict:
         "checkpoint": str(checkpoint.path),
         "checkpoint_sha256": checkpoint.sha256,
         "checkpoint_kind": checkpoint.kind,
+        "checkpoint_weights": checkpoint.weights,
         "backbone": backbone,
         "data": data["name"],
         "num_classes": classes,
