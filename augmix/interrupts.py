@@ -98,6 +98,13 @@ def uninstall() -> None:
     _requests.received, _requests.interrupts = [], 0  # previous stays: see _on_signal
 
 
+def release_all() -> None:
+    """Undo every ``install``, the process-long ones too, as the end of the process would: for
+    running several commands in one process (the test suite runs train.py in-process)."""
+    while _requests.depth:
+        uninstall()
+
+
 @contextmanager
 def handling_stops(for_the_process: bool = False) -> Iterator[None]:
     """Stop signals become requests inside the block; ``for_the_process`` keeps them so until the

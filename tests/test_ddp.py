@@ -12,36 +12,19 @@ import pytest
 import torch
 
 from augmix.data.batches import AugMixViews
-from augmix.module import CONFIG_KEY
-from augmix.training import build_datamodule, build_model
+from augmix.module import CONFIG_KEY, EMA_PREFIX
+from augmix.training import build_datamodule
 from tests.conftest import ROOT, compose_train
+from tests.test_ema import EMA, accuracy
 from tests.test_ops import natural_images
 
 QUICK = ("experiment=quickstart", "evaluate_after_fit=null", "logger=csv")
 
 
 def run(out: Path, *overrides: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "WANDB_MODE": "disabled"}
+    env = {**os.environ, "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1"}  # two processes share 2 cores
     command = [sys.executable, str(ROOT / "train.py"), *QUICK, f"hydra.run.dir={out}", *overrides]
     return subprocess.run(command, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=900)
-
-
-def validation_accuracy(checkpoint: Path) -> float:
-    """Accuracy of a checkpoint over the whole validation split, in one process."""
-    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    cfg = compose_train(*QUICK)
-    data = build_datamodule(cfg)
-    data.setup("validate")
-    model = build_model(cfg)
-    model.load_state_dict(state["state_dict"])
-    model.eval()
-    correct = total = 0
-    with torch.no_grad():
-        for batch in data.val_dataloader():
-            finished = data.finish_batch(batch, training=False)
-            correct += int((model(finished["views"][0]).argmax(1) == finished["target"]).sum())
-            total += len(finished["target"])
-    return correct / total
 
 
 def test_ranks_draw_distinct_augmix_streams():
@@ -52,17 +35,21 @@ def test_ranks_draw_distinct_augmix_streams():
     assert not torch.equal(rank0[0], rank1[0])
 
 
-def test_two_process_ddp_run_reduces_metrics_exactly_and_checkpoints_once(tmp_path):
+def test_two_process_ddp_run_reduces_metrics_exactly_checkpoints_once_and_saves_the_ema(tmp_path):
+    """One 2-process run (each process start costs seconds) checks DDP and EMA under DDP together."""
     out = tmp_path / "ddp"
-    result = run(out, "trainer=ddp_cpu", "data.batch_size=32", "trainer.max_epochs=1", "+trainer.limit_train_batches=4")
+    result = run(out, "trainer=ddp_cpu", "data.batch_size=32", "trainer.max_epochs=1", "+trainer.limit_train_batches=4",
+                 "+trainer.num_sanity_val_steps=0", *EMA)
     assert result.returncode == 0, result.stderr[-3000:]
     checkpoints = sorted(p.name for p in (out / "checkpoints").iterdir())
     assert checkpoints[-1] == "last.ckpt" and len(checkpoints) == 2, checkpoints
-    state = torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)
+    last = out / "checkpoints" / "last.ckpt"
+    state = torch.load(last, weights_only=True)
     assert state[CONFIG_KEY]["trainer"]["devices"] == 2 and state["global_step"] == 4
     metrics = json.loads((out / "metrics.json").read_text())
-    # each rank saw half of the 300 validation images; the logged accuracy is over all of them
-    assert metrics["val/acc"] == pytest.approx(validation_accuracy(out / "checkpoints" / "last.ckpt"), abs=1e-6)
+    # each rank validated half of the 300 images with the EMA weights; the logged accuracy is theirs, over all
+    assert metrics["val/acc"] == pytest.approx(accuracy(last, EMA_PREFIX), abs=1e-6)
+    assert accuracy(last, EMA_PREFIX) != accuracy(last, "net.")
 
 
 @pytest.mark.slow

@@ -11,14 +11,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import ROOT
 from tests.evaluation_fixtures import (
     compose_config,
     digits_test,
     lightning_checkpoint,
     write_imagenet_c_fixture,
 )
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.scripts import run_script
 
 
 def _run(script: str, *args: str, timeout: int = 300) -> subprocess.CompletedProcess:
@@ -38,7 +38,7 @@ def checkpoint(tmp_path_factory) -> Path:
     return lightning_checkpoint(tmp_path_factory.mktemp("run") / "last.ckpt")
 
 
-def test_written_set_evaluates_from_the_command_line(tmp_path, checkpoint):
+def test_written_set_evaluates_from_the_command_line(tmp_path, checkpoint, capfd):
     import make_corrupted
 
     make_corrupted.main(
@@ -56,7 +56,8 @@ def test_written_set_evaluates_from_the_command_line(tmp_path, checkpoint):
     assert json.loads((tmp_path / "digits-c" / "regenerated.json").read_text())["format"] == "imagenet-c"
     assert len(list((tmp_path / "digits-c" / "contrast" / "5").rglob("*.JPEG"))) == 40
 
-    run = _run(
+    run = run_script(
+        capfd,
         "evaluate.py",
         f"checkpoint={checkpoint}",
         "benchmark=tinyimagenetc",
@@ -66,6 +67,8 @@ def test_written_set_evaluates_from_the_command_line(tmp_path, checkpoint):
         "benchmark.severities=[1,5]",
         "benchmark.limit_per_set=40",
         f"hydra.run.dir={tmp_path / 'out'}",
+        cwd=ROOT,
+        env={"WANDB_MODE": "disabled"},
     )
     assert run.returncode == 0, run.stderr
     assert "mean corruption error" in run.stdout and "REGENERATED" in run.stdout

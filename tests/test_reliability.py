@@ -20,7 +20,7 @@ from augmix.files import atomic_write
 from augmix.training import train
 from tests.conftest import ROOT, compose_train
 
-LIMITS = ("+trainer.limit_train_batches=4", "+trainer.limit_val_batches=1", "evaluate_after_fit=null")
+LIMITS = ("+trainer.limit_train_batches=4", "+trainer.limit_val_batches=1", "evaluate_after_fit=null", "data.batch_size=16")
 
 
 def fit(out: Path, *overrides: str) -> dict:
@@ -165,13 +165,15 @@ def test_wandb_run_is_reattached_on_resume(tmp_path):
     assert len(runs) == 2 and all(name.endswith(first) for name in runs), runs
 
 
-@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGUSR1], ids=["SIGTERM", "SIGUSR1"])
+# SIGUSR1 takes the same handler (tests/hostile/test_interruptions.py checks each signal in-process);
+# its full-process run is in the slow suite.
+@pytest.mark.parametrize("stop", [signal.SIGTERM, pytest.param(signal.SIGUSR1, marks=pytest.mark.slow)], ids=["SIGTERM", "SIGUSR1"])
 def test_stop_signal_saves_mid_epoch_and_the_run_resumes(tmp_path, stop):
     out, marker = tmp_path / "run", tmp_path / "paused"
     env = {**os.environ, "WANDB_MODE": "disabled"}
     command = [
         sys.executable, str(ROOT / "train.py"), "experiment=quickstart", "evaluate_after_fit=null", "logger=csv", f"hydra.run.dir={out}",
-        "trainer.max_epochs=2", "+trainer.limit_train_batches=5", "+trainer.limit_val_batches=1",
+        "trainer.max_epochs=2", "+trainer.limit_train_batches=5", "+trainer.limit_val_batches=1", "data.batch_size=16",
     ]
     pause = ["+callbacks.pause._target_=tests.helpers.PauseAtBatch", "+callbacks.pause.epoch=1",
              "+callbacks.pause.batch=2", f"+callbacks.pause.marker={marker}"]

@@ -16,16 +16,15 @@ from omegaconf import OmegaConf
 from augmix.errors import ConfigError
 from augmix.sweeps import grid_jobs
 from tests.conftest import CONFIGS, ROOT
+from tests.scripts import Finished, run_script
 
-TINY = ("experiment=quickstart", "evaluate_after_fit=null", "logger=none", "trainer.max_epochs=1", "+trainer.limit_train_batches=2", "+trainer.limit_val_batches=1")
+TINY = ("experiment=quickstart", "evaluate_after_fit=null", "logger=none", "trainer.max_epochs=1", "+trainer.limit_train_batches=2", "+trainer.limit_val_batches=1",
+        "data.batch_size=16", "data.eval_batch_size=32")  # small batches: these tests are about the sweep
 
 
-def multirun(sweep_dir: Path, *overrides: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "WANDB_MODE": "disabled"}
-    return subprocess.run(
-        [sys.executable, str(ROOT / "train.py"), "-m", f"hydra.sweep.dir={sweep_dir}", *overrides],
-        cwd=cwd, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=600,
-    )
+def multirun(capfd, sweep_dir: Path, *overrides: str, cwd: Path) -> Finished:
+    """``python train.py -m ...``, in this process (see tests/scripts.py)."""
+    return run_script(capfd, "train.py", "-m", f"hydra.sweep.dir={sweep_dir}", *overrides, cwd=cwd, env={"WANDB_MODE": "disabled"})
 
 
 def read_summary(sweep_dir: Path) -> list[dict]:
@@ -42,9 +41,9 @@ def test_grid_expansion():
     ]
 
 
-def test_grid_sweep_runs_every_job_summarises_and_resumes(tmp_path):
+def test_grid_sweep_runs_every_job_summarises_and_resumes(tmp_path, capfd):
     sweep = tmp_path / "sweep"
-    result = multirun(sweep, *TINY, "augmix.severity=1,5", cwd=tmp_path)
+    result = multirun(capfd, sweep, *TINY, "augmix.severity=1,5", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     rows = read_summary(sweep)
     assert [row["overrides"].split()[-1] for row in rows] == ["augmix.severity=1", "augmix.severity=5"]
@@ -59,7 +58,7 @@ def test_grid_sweep_runs_every_job_summarises_and_resumes(tmp_path):
     stamp = (sweep / "0" / "checkpoints" / "last.ckpt").stat().st_mtime_ns
     killed = json.loads((sweep / "1" / "metrics.json").read_text())
     (sweep / "1" / "metrics.json").write_text(json.dumps({**killed, "finished": False}))
-    again = multirun(sweep, *TINY, "augmix.severity=1,5", cwd=tmp_path)
+    again = multirun(capfd, sweep, *TINY, "augmix.severity=1,5", cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-3000:]
     log = again.stdout + again.stderr
     assert "already holds a finished run" in log and "resuming from" in log
@@ -68,17 +67,17 @@ def test_grid_sweep_runs_every_job_summarises_and_resumes(tmp_path):
     assert all(row["status"] == "finished" for row in read_summary(sweep))
 
 
-def test_a_bad_value_in_a_later_job_fails_before_any_job_runs(tmp_path):
+def test_a_bad_value_in_a_later_job_fails_before_any_job_runs(tmp_path, capfd):
     sweep = tmp_path / "sweep"
-    result = multirun(sweep, *TINY, "augmix.severity=3,11", cwd=tmp_path)
+    result = multirun(capfd, sweep, *TINY, "augmix.severity=3,11", cwd=tmp_path)
     assert result.returncode == 2
     assert "sweep job 1 (" in result.stderr and "augmix.severity=11 is invalid" in result.stderr
     assert not (sweep / "0").exists(), "no job may start when any job's config is invalid"
 
 
-def test_an_unknown_override_fails_in_the_parent(tmp_path):
+def test_an_unknown_override_fails_in_the_parent(tmp_path, capfd):
     sweep = tmp_path / "sweep"
-    result = multirun(sweep, *TINY, "augmix.sevrity=1,3", cwd=tmp_path)
+    result = multirun(capfd, sweep, *TINY, "augmix.sevrity=1,3", cwd=tmp_path)
     assert result.returncode != 0 and "sevrity" in result.stderr
     assert not (sweep / "0").exists()
 
@@ -107,13 +106,13 @@ def test_optuna_search_without_the_optuna_extra_says_what_to_install(tmp_path):
     assert not sweep.exists()
 
 
-def test_optuna_search_runs_trials_on_held_out_corruptions_and_continues(tmp_path):
+def test_optuna_search_runs_trials_on_held_out_corruptions_and_continues(tmp_path, capfd):
     sweep = tmp_path / "optuna"
     search = (
         "hparams_search=augmix_optuna", *TINY, "hydra.sweeper.n_trials=2", "hydra.sweeper.sampler.n_startup_trials=4",
         "val_corruptions.limit=8", "val_corruptions.severities=[3]",
     )
-    result = multirun(sweep, *search, "hydra.sweeper.sampler.seed=0", cwd=tmp_path)
+    result = multirun(capfd, sweep, *search, "hydra.sweeper.sampler.seed=0", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     best = OmegaConf.load(sweep / "optimization_results.yaml")
     assert 0.0 <= best.best_value <= 1.0 and "augmix.severity" in best.best_params
@@ -123,7 +122,7 @@ def test_optuna_search_runs_trials_on_held_out_corruptions_and_continues(tmp_pat
     assert best.best_value == min(m["val/corruption_error"] for m in metrics)
 
     # the same command and sweep dir again: the study continues with new trials in new folders
-    again = multirun(sweep, *search, "hydra.sweeper.sampler.seed=1", cwd=tmp_path)
+    again = multirun(capfd, sweep, *search, "hydra.sweeper.sampler.seed=1", cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-3000:]
     import optuna
 
@@ -133,18 +132,18 @@ def test_optuna_search_runs_trials_on_held_out_corruptions_and_continues(tmp_pat
     assert "already holds a finished run" not in again.stdout + again.stderr
 
 
-def test_a_diverged_job_is_reported_and_the_sweep_goes_on(tmp_path):
+def test_a_diverged_job_is_reported_and_the_sweep_goes_on(tmp_path, capfd):
     sweep = tmp_path / "sweep"
-    result = multirun(sweep, *TINY, "model.optimizer.lr=1e30,0.05", cwd=tmp_path)
+    result = multirun(capfd, sweep, *TINY, "model.optimizer.lr=1e30,0.05", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "training diverged" in result.stderr
     rows = read_summary(sweep)
     assert [row["status"] for row in rows] == ["diverged", "finished"]
 
 
-def test_multi_process_ddp_inside_a_local_multirun_is_refused_up_front(tmp_path):
+def test_multi_process_ddp_inside_a_local_multirun_is_refused_up_front(tmp_path, capfd):
     sweep = tmp_path / "sweep"
-    result = multirun(sweep, *TINY, "trainer=ddp_cpu", "seed=0,1", cwd=tmp_path)
+    result = multirun(capfd, sweep, *TINY, "trainer=ddp_cpu", "seed=0,1", cwd=tmp_path)
     assert result.returncode == 2 and "cannot run inside a local multirun" in result.stderr
     assert not (sweep / "0").exists()
 

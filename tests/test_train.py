@@ -20,6 +20,7 @@ from augmix.module import CONFIG_KEY, AugMixModule
 from augmix.schedules import global_batch_size, scaled_lr
 from augmix.training import train
 from tests.conftest import ROOT, compose_train
+from tests.scripts import run_script
 
 SHORT = ("+trainer.limit_train_batches=3", "+trainer.limit_val_batches=2", "trainer.max_epochs=1", "evaluate_after_fit=null")
 
@@ -58,15 +59,15 @@ def test_quickstart_run_writes_checkpoints_metrics_samples_and_offline_wandb(tmp
     assert [line for line in output.splitlines() if any(n in line for n in noise)] == []
 
 
-def test_config_errors_print_one_line_and_no_traceback(tmp_path):
-    result = run_train("augmix.severity=11", home=tmp_path)
+def test_config_errors_print_one_line_and_no_traceback(tmp_path, capfd):
+    result = run_script(capfd, "train.py", "augmix.severity=11", cwd=tmp_path)
     assert result.returncode == 2
     assert "Error: augmix.severity=11 is invalid: must be an integer in 1..10" in result.stderr
     assert "Traceback" not in result.stderr + result.stdout
 
 
-def test_missing_cifar_stops_with_instructions_and_no_traceback(tmp_path):
-    result = run_train(f"data.root={tmp_path / 'nowhere'}", "data.download=false", "logger=none", home=tmp_path)
+def test_missing_cifar_stops_with_instructions_and_no_traceback(tmp_path, capfd):
+    result = run_script(capfd, "train.py", f"data.root={tmp_path / 'nowhere'}", "data.download=false", "logger=none", cwd=tmp_path)
     assert result.returncode == 2
     assert "cifar-10-batches-py" in result.stderr and "experiment=quickstart" in result.stderr
     assert "Traceback" not in result.stderr + result.stdout

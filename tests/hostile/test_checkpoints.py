@@ -51,7 +51,8 @@ from augmix.training import train
 from tests.conftest import compose_train
 from tests.evaluation_fixtures import evaluate_config
 
-RUN = ("experiment=quickstart", "logger=csv", "trainer.max_epochs=1", "+trainer.limit_train_batches=2", "+trainer.limit_val_batches=1")
+RUN = ("experiment=quickstart", "logger=csv", "trainer.max_epochs=1", "+trainer.limit_train_batches=2", "+trainer.limit_val_batches=1",
+       "data.batch_size=16")
 QUICK_EVALUATION = ("limit_per_set=8", "corruptions=[fog]", "severities=[1]", "progress=false")
 
 

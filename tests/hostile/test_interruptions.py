@@ -52,7 +52,7 @@ from tests.evaluation_fixtures import evaluate_config, lightning_checkpoint
 # Two epochs of two batches; validation has three batches of 50 images, so it can be interrupted mid-way.
 QUICK = (
     "experiment=quickstart", "logger=csv", "trainer.max_epochs=2", "+trainer.limit_train_batches=2",
-    "+trainer.limit_val_batches=3", "+trainer.num_sanity_val_steps=0", "data.eval_batch_size=50",
+    "+trainer.limit_val_batches=3", "+trainer.num_sanity_val_steps=0", "data.eval_batch_size=50", "data.batch_size=16",
 )
 TINY = (*QUICK, "evaluate_after_fit=null")
 ENV = {**os.environ, "WANDB_MODE": "disabled"}
@@ -340,6 +340,14 @@ def test_ranks_agree_on_a_stop_that_only_rank_zero_received(tmp_path):
 
 
 # --------------------------------------------------------------------------------------- handlers
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2], ids=lambda number: number.name)
+def test_every_stop_signal_is_recorded_as_a_stop_request_and_not_acted_on_at_once(stop):
+    with interrupts.handling_stops():
+        assert interrupts.requested() is None
+        signal.raise_signal(stop)
+        assert interrupts.requested() == stop and not interrupts.aborted()
 
 
 def test_ctrl_c_twice_and_handlers_installed_before_ours(capfd):
