@@ -15,7 +15,6 @@ atomically and finished files are skipped, so an interrupted generation resumes 
 from __future__ import annotations
 
 import functools
-import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,8 +24,7 @@ import numpy as np
 
 from augmix.corruptions.registry import check_images, check_non_negative_int
 from augmix.corruptions.tables import select_table
-from augmix.corruptions.writer import IN_PROGRESS_NAME, MARKER_NAME
-from augmix.files import atomic_write, write_text
+from augmix.files import atomic_write
 from augmix.perturbations import video
 from augmix.perturbations.registry import (
     BENCHMARK_PERTURBATIONS,
@@ -41,36 +39,10 @@ from augmix.perturbations.registry import (
     set_names,
 )
 from augmix.perturbations.tables import DIFFICULTIES
+from augmix.regenerated import claim_folder, finished_array_exists, mark_regenerated
 
 CHUNK = 100  # images perturbed at once: 100 x 31 frames is 10 MB at 32px, 470 MB at 224px
 GENERATOR = "augmix.perturbations"
-
-
-def claim_folder(out_dir: Path, marker: dict[str, Any]) -> None:
-    """Make ``out_dir`` this run's: empty (hidden files aside), or holding a -P set of this
-    generator with the same settings (resumed or extended with more perturbations). Marked in
-    progress until ``mark_regenerated``, so a failed run never labels a folder regenerated."""
-    marker = {"regenerated": True, "generator": GENERATOR, **marker}
-    for path in (out_dir / MARKER_NAME, out_dir / IN_PROGRESS_NAME):
-        if path.exists():
-            existing = json.loads(path.read_text())
-            if existing != marker:
-                raise ValueError(f"{out_dir} already holds a set made with {existing}, not {marker}; "
-                                 "use another directory to generate a different set")
-            return
-    foreign = sorted(entry.name for entry in os.scandir(out_dir) if not entry.name.startswith("."))
-    if foreign:
-        shown = ", ".join(foreign[:5]) + (" ..." if len(foreign) > 5 else "")
-        raise ValueError(f"{out_dir} already holds files this generator did not write ({shown}); "
-                         "write the set into a new or empty folder")
-    write_text(out_dir / IN_PROGRESS_NAME, json.dumps(marker, indent=2) + "\n")
-
-
-def mark_regenerated(out_dir: Path) -> None:
-    """The set in ``out_dir`` is complete: its in-progress marker becomes ``regenerated.json``."""
-    pending = out_dir / IN_PROGRESS_NAME
-    if pending.exists():
-        os.replace(pending, out_dir / MARKER_NAME)
 
 
 def _check_common(images: np.ndarray, perturbations: Sequence[str], difficulties: Sequence[int], seed: int,
@@ -104,27 +76,15 @@ def write_cifar_p(images: np.ndarray, out_dir: str | Path, perturbations: Sequen
     table = _check_common(images, perturbations, difficulties, seed, table)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    claim_folder(out, marker_fields("cifar-p", table, seed, len(images)))
+    claim_folder(out, GENERATOR, marker_fields("cifar-p", table, seed, len(images)))
     for name, difficulty in set_names(list(perturbations), list(difficulties)):
         path = out / f"{set_name(name, difficulty)}.npy"
         shape = (len(images), frame_count(name, table), *images.shape[1:])
-        if not _existing_matches(path, shape):
+        if not finished_array_exists(path, shape):
             atomic_write(path, functools.partial(_write_sequences, images, name, difficulty, seed, table, shape))
     if finish:
         mark_regenerated(out)
     return out
-
-
-def _existing_matches(path: Path, shape: tuple[int, ...]) -> bool:
-    """True if ``path`` is a finished uint8 array of ``shape``; another shape means the folder
-    belongs to different inputs."""
-    if not path.exists():
-        return False
-    done = np.load(path, mmap_mode="r")
-    if done.shape != shape or done.dtype != np.uint8:
-        raise ValueError(f"{path} holds {done.dtype} {done.shape}, expected uint8 {shape}; "
-                         "use another directory for different inputs")
-    return True
 
 
 def _write_sequences(images: np.ndarray, name: str, difficulty: int, seed: int, table: int,
@@ -173,7 +133,7 @@ def write_imagenet_p(images: np.ndarray, labels: np.ndarray, class_names: Sequen
     stems = _file_stems(file_names, len(images))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    claim_folder(out, marker_fields("imagenet-p", table, seed, len(images), codec))
+    claim_folder(out, GENERATOR, marker_fields("imagenet-p", table, seed, len(images), codec))
     for name, difficulty in set_names(list(perturbations), list(difficulties)):
         folder = out / set_name(name, difficulty)
         for i, image in enumerate(images):
