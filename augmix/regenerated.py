@@ -14,8 +14,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from augmix.files import write_text
 
 MARKER_NAME = "regenerated.json"
@@ -49,14 +47,3 @@ def mark_regenerated(out_dir: Path) -> None:
     if pending.exists():
         os.replace(pending, out_dir / MARKER_NAME)
 
-
-def finished_array_exists(path: Path, shape: tuple[int, ...]) -> bool:
-    """True if ``path`` is a finished uint8 array of ``shape``, so a resumed run skips it; an array
-    of another shape means the folder belongs to different inputs."""
-    if not path.exists():
-        return False
-    done = np.load(path, mmap_mode="r")
-    if done.shape != shape or done.dtype != np.uint8:
-        raise ValueError(f"{path} holds {done.dtype} {done.shape}, expected uint8 {shape}; "
-                         "use another directory for different inputs")
-    return True

@@ -36,7 +36,15 @@ from augmix.corruptions.registry import (
 )
 from augmix.corruptions.tables import select_table
 from augmix.files import atomic_write
-from augmix.regenerated import claim_folder, finished_array_exists, mark_regenerated
+from augmix.regenerated import claim_folder, mark_regenerated
+from augmix.set_files import (
+    check_class_folders,
+    check_labels,
+    check_plain_file_name,
+    finished_array_exists,
+    in_chunks,
+    stream_uint8_array,
+)
 
 GENERATOR = "augmix.corruptions"
 JPEG_QUALITY = 85
@@ -46,9 +54,7 @@ CHUNK = 1000  # images corrupted at once: 3 MB at 32px, 150 MB at 224px
 def _check_common(images: np.ndarray, labels: np.ndarray, corruptions: Sequence[str],
                   seed: int, table: int | None) -> tuple[np.ndarray, int]:
     check_images(images, batched=True)
-    labels = np.asarray(labels)
-    if labels.ndim != 1 or len(labels) != len(images) or not np.issubdtype(labels.dtype, np.integer):
-        raise ValueError(f"labels must be {len(images)} integers, got shape {labels.shape} dtype {labels.dtype}")
+    labels = check_labels(labels, len(images))
     check_corruptions("corruptions", corruptions)
     check_non_negative_int(seed, "seed")
     check_table(table)
@@ -94,12 +100,8 @@ def _write_stacked(images: np.ndarray, name: str, seed: int, table: int, handle:
     """The bytes ``np.save`` would write for the 5 stacked severity blocks, streamed chunk by chunk:
     image ``i`` keeps its stream ``image_rng(seed, i)`` through ``start_index``."""
     shape = (len(SEVERITIES) * len(images), *images.shape[1:])
-    header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.uint8)), "fortran_order": False, "shape": shape}
-    np.lib.format.write_array_header_1_0(handle, header)
-    for severity in SEVERITIES:
-        for start in range(0, len(images), CHUNK):
-            chunk = np.asarray(images[start:start + CHUNK])
-            handle.write(corrupt_batch(chunk, name, severity, seed, table=table, start_index=start).tobytes())
+    stream_uint8_array(handle, shape, (corrupt_batch(chunk, name, severity, seed, table=table, start_index=start)
+                                       for severity in SEVERITIES for start, chunk in in_chunks(images, CHUNK)))
 
 
 def _check_file_names(file_names: Sequence[str] | None, n: int) -> list[str]:
@@ -108,9 +110,8 @@ def _check_file_names(file_names: Sequence[str] | None, n: int) -> list[str]:
     names = [str(f) for f in file_names]
     if len(names) != n or len(set(names)) != n:
         raise ValueError(f"file_names must be {n} unique names")
-    for f in names:
-        if not f or "/" in f or "\\" in f or f.startswith("."):
-            raise ValueError(f"file name {f!r} must be a plain, non-hidden file name")
+    for name in names:
+        check_plain_file_name(name)
     return names
 
 
@@ -126,12 +127,7 @@ def write_imagenet_c(images: np.ndarray, labels: np.ndarray, class_names: Sequen
     Returns the directory, marked regenerated unless ``finish`` is false.
     """
     labels, table = _check_common(images, labels, corruptions, seed, table)
-    classes = [str(c) for c in class_names]
-    if len(labels) and (labels.min() < 0 or labels.max() >= len(classes)):
-        raise ValueError(f"labels must index class_names (0..{len(classes) - 1})")
-    for c in classes:
-        if not c or "/" in c or "\\" in c or c in (".", ".."):
-            raise ValueError(f"class name {c!r} cannot be used as a folder name")
+    classes = check_class_folders(class_names, labels)
     names = _check_file_names(file_names, len(images))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -39,7 +39,15 @@ from augmix.perturbations.registry import (
     set_names,
 )
 from augmix.perturbations.tables import DIFFICULTIES
-from augmix.regenerated import claim_folder, finished_array_exists, mark_regenerated
+from augmix.regenerated import claim_folder, mark_regenerated
+from augmix.set_files import (
+    check_class_folders,
+    check_labels,
+    check_plain_file_name,
+    finished_array_exists,
+    in_chunks,
+    stream_uint8_array,
+)
 
 CHUNK = 100  # images perturbed at once: 100 x 31 frames is 10 MB at 32px, 470 MB at 224px
 GENERATOR = "augmix.perturbations"
@@ -90,11 +98,8 @@ def write_cifar_p(images: np.ndarray, out_dir: str | Path, perturbations: Sequen
 def _write_sequences(images: np.ndarray, name: str, difficulty: int, seed: int, table: int,
                      shape: tuple[int, ...], handle: IO[bytes]) -> None:
     """The bytes ``np.save`` would write for the stacked sequences, streamed chunk by chunk."""
-    header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.uint8)), "fortran_order": False, "shape": shape}
-    np.lib.format.write_array_header_1_0(handle, header)
-    for start in range(0, len(images), CHUNK):
-        chunk = np.asarray(images[start:start + CHUNK])
-        handle.write(perturb_batch(chunk, name, difficulty, seed, table=table, start_index=start).tobytes())
+    stream_uint8_array(handle, shape, (perturb_batch(chunk, name, difficulty, seed, table=table, start_index=start)
+                                       for start, chunk in in_chunks(images, CHUNK)))
 
 
 def _file_stems(file_names: Sequence[str] | None, n: int) -> list[str]:
@@ -105,8 +110,7 @@ def _file_stems(file_names: Sequence[str] | None, n: int) -> list[str]:
     if len(stems) != n or len(set(stems)) != n:
         raise ValueError(f"file_names must be {n} names, unique without their extension")
     for stem in stems:
-        if not stem or "/" in stem or "\\" in stem or stem.startswith("."):
-            raise ValueError(f"file name {stem!r} must be a plain, non-hidden file name")
+        check_plain_file_name(stem)
     return stems
 
 
@@ -121,15 +125,8 @@ def write_imagenet_p(images: np.ndarray, labels: np.ndarray, class_names: Sequen
     table = _check_common(images, perturbations, difficulties, seed, table)
     if codec not in video.CODECS:
         raise ValueError(f"codec must be one of {video.CODECS}, got {codec!r}")
-    labels = np.asarray(labels)
-    if labels.ndim != 1 or len(labels) != len(images) or not np.issubdtype(labels.dtype, np.integer):
-        raise ValueError(f"labels must be {len(images)} integers, got shape {labels.shape} dtype {labels.dtype}")
-    classes = [str(c) for c in class_names]
-    if len(labels) and (labels.min() < 0 or labels.max() >= len(classes)):
-        raise ValueError(f"labels must index class_names (0..{len(classes) - 1})")
-    for c in classes:
-        if not c or "/" in c or "\\" in c or c in (".", ".."):
-            raise ValueError(f"class name {c!r} cannot be used as a folder name")
+    labels = check_labels(labels, len(images))
+    classes = check_class_folders(class_names, labels)
     stems = _file_stems(file_names, len(images))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
