@@ -27,7 +27,11 @@ class Published:
 
 
 # the setting both ImageNet-C rows share: what a run must match to be set beside them
-_RESNET50_ON_IMAGENET_C = {"benchmark": "imagenetc", "data": "imagenet", "backbones": ("resnet50", "torchvision:resnet50")}
+_RESNET50_ON_IMAGENET_C = {
+    "benchmark": "imagenetc",
+    "data": "imagenet",
+    "backbones": ("resnet50", "torchvision:resnet50"),
+}
 
 PUBLISHED = (
     Published(

@@ -53,7 +53,8 @@ def _set(error: float, n: int = 1000) -> dict:
 
 def test_alexnet_constants_in_canonical_order():
     assert list(ALEXNET_ERRORS) == list(BENCHMARK_CORRUPTIONS)
-    assert ALEXNET_ERRORS == pytest.approx({name: percent / 100 for name, percent in ALEXNET_PERCENT.items()}, rel=1e-12)
+    fractions = {name: percent / 100 for name, percent in ALEXNET_PERCENT.items()}
+    assert ALEXNET_ERRORS == pytest.approx(fractions, rel=1e-12)
 
 
 def test_mce_and_relative_mce_hand_computed():

@@ -25,6 +25,7 @@ from typing import IO, Any
 import numpy as np
 from PIL import Image
 
+from augmix import set_files
 from augmix.corruptions.names import BENCHMARK_CORRUPTIONS, SEVERITIES, check_corruptions
 from augmix.corruptions.registry import (
     check_images,
@@ -37,14 +38,6 @@ from augmix.corruptions.registry import (
 from augmix.corruptions.tables import select_table
 from augmix.files import atomic_write
 from augmix.regenerated import claim_folder, mark_regenerated
-from augmix.set_files import (
-    check_class_folders,
-    check_labels,
-    check_plain_file_name,
-    finished_array_exists,
-    in_chunks,
-    stream_uint8_array,
-)
 
 GENERATOR = "augmix.corruptions"
 JPEG_QUALITY = 85
@@ -54,7 +47,7 @@ CHUNK = 1000  # images corrupted at once: 3 MB at 32px, 150 MB at 224px
 def _check_common(images: np.ndarray, labels: np.ndarray, corruptions: Sequence[str],
                   seed: int, table: int | None) -> tuple[np.ndarray, int]:
     check_images(images, batched=True)
-    labels = check_labels(labels, len(images))
+    labels = set_files.check_labels(labels, len(images))
     check_corruptions("corruptions", corruptions)
     check_non_negative_int(seed, "seed")
     check_table(table)
@@ -89,7 +82,7 @@ def write_cifar_c(images: np.ndarray, labels: np.ndarray, out_dir: str | Path,
     shape = (len(SEVERITIES) * len(images), *images.shape[1:])
     for name in corruptions:
         path = out / f"{name}.npy"
-        if not finished_array_exists(path, shape):
+        if not set_files.finished_array_exists(path, shape):
             atomic_write(path, functools.partial(_write_stacked, images, name, seed, table))
     if finish:
         mark_regenerated(out)
@@ -100,8 +93,9 @@ def _write_stacked(images: np.ndarray, name: str, seed: int, table: int, handle:
     """The bytes ``np.save`` would write for the 5 stacked severity blocks, streamed chunk by chunk:
     image ``i`` keeps its stream ``image_rng(seed, i)`` through ``start_index``."""
     shape = (len(SEVERITIES) * len(images), *images.shape[1:])
-    stream_uint8_array(handle, shape, (corrupt_batch(chunk, name, severity, seed, table=table, start_index=start)
-                                       for severity in SEVERITIES for start, chunk in in_chunks(images, CHUNK)))
+    blocks = (corrupt_batch(chunk, name, severity, seed, table=table, start_index=start)
+              for severity in SEVERITIES for start, chunk in set_files.in_chunks(images, CHUNK))
+    set_files.stream_uint8_array(handle, shape, blocks)
 
 
 def _check_file_names(file_names: Sequence[str] | None, n: int) -> list[str]:
@@ -111,7 +105,7 @@ def _check_file_names(file_names: Sequence[str] | None, n: int) -> list[str]:
     if len(names) != n or len(set(names)) != n:
         raise ValueError(f"file_names must be {n} unique names")
     for name in names:
-        check_plain_file_name(name)
+        set_files.check_plain_file_name(name)
     return names
 
 
@@ -127,7 +121,7 @@ def write_imagenet_c(images: np.ndarray, labels: np.ndarray, class_names: Sequen
     Returns the directory, marked regenerated unless ``finish`` is false.
     """
     labels, table = _check_common(images, labels, corruptions, seed, table)
-    classes = check_class_folders(class_names, labels)
+    classes = set_files.check_class_folders(class_names, labels)
     names = _check_file_names(file_names, len(images))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -22,6 +22,7 @@ from typing import IO, Any
 
 import numpy as np
 
+from augmix import set_files
 from augmix.corruptions.registry import check_images, check_non_negative_int
 from augmix.corruptions.tables import select_table
 from augmix.files import atomic_write
@@ -40,14 +41,6 @@ from augmix.perturbations.registry import (
 )
 from augmix.perturbations.tables import DIFFICULTIES
 from augmix.regenerated import claim_folder, mark_regenerated
-from augmix.set_files import (
-    check_class_folders,
-    check_labels,
-    check_plain_file_name,
-    finished_array_exists,
-    in_chunks,
-    stream_uint8_array,
-)
 
 CHUNK = 100  # images perturbed at once: 100 x 31 frames is 10 MB at 32px, 470 MB at 224px
 GENERATOR = "augmix.perturbations"
@@ -88,7 +81,7 @@ def write_cifar_p(images: np.ndarray, out_dir: str | Path, perturbations: Sequen
     for name, difficulty in set_names(list(perturbations), list(difficulties)):
         path = out / f"{set_name(name, difficulty)}.npy"
         shape = (len(images), frame_count(name, table), *images.shape[1:])
-        if not finished_array_exists(path, shape):
+        if not set_files.finished_array_exists(path, shape):
             atomic_write(path, functools.partial(_write_sequences, images, name, difficulty, seed, table, shape))
     if finish:
         mark_regenerated(out)
@@ -98,8 +91,9 @@ def write_cifar_p(images: np.ndarray, out_dir: str | Path, perturbations: Sequen
 def _write_sequences(images: np.ndarray, name: str, difficulty: int, seed: int, table: int,
                      shape: tuple[int, ...], handle: IO[bytes]) -> None:
     """The bytes ``np.save`` would write for the stacked sequences, streamed chunk by chunk."""
-    stream_uint8_array(handle, shape, (perturb_batch(chunk, name, difficulty, seed, table=table, start_index=start)
-                                       for start, chunk in in_chunks(images, CHUNK)))
+    blocks = (perturb_batch(chunk, name, difficulty, seed, table=table, start_index=start)
+              for start, chunk in set_files.in_chunks(images, CHUNK))
+    set_files.stream_uint8_array(handle, shape, blocks)
 
 
 def _file_stems(file_names: Sequence[str] | None, n: int) -> list[str]:
@@ -110,7 +104,7 @@ def _file_stems(file_names: Sequence[str] | None, n: int) -> list[str]:
     if len(stems) != n or len(set(stems)) != n:
         raise ValueError(f"file_names must be {n} names, unique without their extension")
     for stem in stems:
-        check_plain_file_name(stem)
+        set_files.check_plain_file_name(stem)
     return stems
 
 
@@ -125,8 +119,8 @@ def write_imagenet_p(images: np.ndarray, labels: np.ndarray, class_names: Sequen
     table = _check_common(images, perturbations, difficulties, seed, table)
     if codec not in video.CODECS:
         raise ValueError(f"codec must be one of {video.CODECS}, got {codec!r}")
-    labels = check_labels(labels, len(images))
-    classes = check_class_folders(class_names, labels)
+    labels = set_files.check_labels(labels, len(images))
+    classes = set_files.check_class_folders(class_names, labels)
     stems = _file_stems(file_names, len(images))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
