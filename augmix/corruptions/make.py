@@ -3,7 +3,7 @@
 The test split goes through the data config's eval transform first (ImageNet: Resize 256 +
 CenterCrop 224), exactly as the benchmark's creation scripts preprocess before corrupting; the
 severity table follows the resulting size (32, 64 or 224). Staging, resuming and the
-``regenerated.json`` marker are ``augmix.benchmark_sets``'s, shared with the -P sets.
+``regenerated.json`` marker are ``augmix.make_sets``'s, shared with the -P sets.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from augmix.benchmark_sets import StagedSplit, check_workers_and_limit, write_test_split
 from augmix.corruptions.names import select_corruptions
 from augmix.corruptions.writer import GENERATOR, marker_fields, write_cifar_c, write_imagenet_c
+from augmix.make_sets import StagedSplit, check_workers_and_limit, write_test_split
 from augmix.regenerated import claim_folder
 from augmix.rules import fail, is_int
 

@@ -2,7 +2,7 @@
 
 The test split goes through the data config's eval transform first (ImageNet: Resize 256 +
 CenterCrop 224), and the constants table follows the resulting size (32, 64 or 224). Staging,
-resuming and the ``regenerated.json`` marker are ``augmix.benchmark_sets``'s, shared with the -C sets.
+resuming and the ``regenerated.json`` marker are ``augmix.make_sets``'s, shared with the -C sets.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from augmix.benchmark_sets import StagedSplit, check_workers_and_limit, write_test_split
+from augmix.make_sets import StagedSplit, check_workers_and_limit, write_test_split
 from augmix.perturbations import video
 from augmix.perturbations.registry import ALL_PERTURBATIONS, BENCHMARK_PERTURBATIONS, EXTRA_PERTURBATIONS
 from augmix.perturbations.tables import DIFFICULTIES
