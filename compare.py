@@ -5,15 +5,13 @@ configs/compare.yaml; see README.md.
     python compare.py runs=[multirun/quickstart_photos/2024-06-13_12-00-00]
 """
 
-import hydra
 from omegaconf import DictConfig
 
-from augmix.cli import report_errors
+from augmix.cli import hydra_command
 from augmix.comparison import compare_command
 
 
-@hydra.main(version_base="1.3", config_path="configs", config_name="compare")
-@report_errors
+@hydra_command("compare")
 def main(cfg: DictConfig) -> dict:
     return compare_command(cfg)
 

@@ -8,15 +8,13 @@ benchmark. Composes configs/evaluate.yaml; see README.md and docs/evaluation.md.
         benchmark.root=data/ImageNet-C data.root=data/imagenet trainer=gpu trainer.devices=4
 """
 
-import hydra
 from omegaconf import DictConfig
 
-from augmix.cli import report_errors
+from augmix.cli import hydra_command
 from augmix.evaluation import evaluate
 
 
-@hydra.main(version_base="1.3", config_path="configs", config_name="evaluate")
-@report_errors
+@hydra_command("evaluate")
 def main(cfg: DictConfig) -> dict:
     return evaluate(cfg)
 

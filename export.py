@@ -7,15 +7,13 @@ project (model.safetensors, config.json, README.md). Composes configs/export.yam
 
 from pathlib import Path
 
-import hydra
 from omegaconf import DictConfig
 
-from augmix.cli import report_errors
+from augmix.cli import hydra_command
 from augmix.export import export_command
 
 
-@hydra.main(version_base="1.3", config_path="configs", config_name="export")
-@report_errors
+@hydra_command("export")
 def main(cfg: DictConfig) -> Path:
     return export_command(cfg)
 

@@ -7,17 +7,15 @@ format, marked regenerated. Composes configs/make_corrupted.yaml; see README.md.
 
 from pathlib import Path
 
-import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from augmix.cli import report_errors
+from augmix.cli import hydra_command
 from augmix.config import validate_make_corrupted
 from augmix.corruptions.make import write_corrupted
 from augmix.errors import ConfigError
 
 
-@hydra.main(version_base="1.3", config_path="configs", config_name="make_corrupted")
-@report_errors
+@hydra_command("make_corrupted")
 def main(cfg: DictConfig) -> Path:
     validate_make_corrupted(cfg)
     if OmegaConf.is_missing(cfg, "out"):

@@ -7,10 +7,9 @@ folder) format, marked regenerated. Composes configs/make_perturbed.yaml; see do
 
 from pathlib import Path
 
-import hydra
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from augmix.cli import report_errors
+from augmix.cli import hydra_command
 from augmix.config import validate_structure
 from augmix.errors import ConfigError
 from augmix.perturbations.make import write_perturbed
@@ -19,8 +18,7 @@ KEYS = dict.fromkeys(("task_name", "format", "out", "perturbations", "extra", "d
                       "workers", "codec", "data", "paths", "hydra"))
 
 
-@hydra.main(version_base="1.3", config_path="configs", config_name="make_perturbed")
-@report_errors
+@hydra_command("make_perturbed")
 def main(cfg: DictConfig) -> Path:
     validate_structure(cfg, KEYS, "make_perturbed")
     if OmegaConf.is_missing(cfg, "out"):

@@ -4,15 +4,13 @@
     python train.py experiment=quickstart    # offline, digits, a few minutes on CPU
 """
 
-import hydra
 from omegaconf import DictConfig
 
-from augmix.cli import report_errors
+from augmix.cli import hydra_command
 from augmix.training import run
 
 
-@hydra.main(version_base="1.3", config_path="configs", config_name="train")
-@report_errors
+@hydra_command("train")
 def main(cfg: DictConfig) -> float | None:
     """Returns ``optimized_metric`` for Hydra sweepers (Optuna)."""
     return run(cfg)

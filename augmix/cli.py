@@ -1,4 +1,5 @@
-"""Entry-point helpers: user-facing errors become one clear line instead of a traceback."""
+"""Entry-point helpers: the top-level scripts' Hydra setup, and user-facing errors as one clear line
+instead of a traceback."""
 
 from __future__ import annotations
 
@@ -6,6 +7,9 @@ import functools
 import sys
 from collections.abc import Callable
 from typing import TypeVar
+
+import hydra
+from omegaconf import DictConfig
 
 from augmix import interrupts
 from augmix.errors import AugMixError
@@ -34,3 +38,13 @@ def report_errors(task: Callable[..., T]) -> Callable[..., T]:
             sys.exit(interrupts.EXIT_INTERRUPTED)
 
     return wrapper
+
+
+def hydra_command(config_name: str) -> Callable[[Callable[[DictConfig], T]], Callable[..., T]]:
+    """Decorate a top-level script's ``main``: Hydra composes ``configs/<config_name>.yaml`` beside
+    the script (and names the job after it), and ``report_errors`` turns user errors into one line."""
+
+    def decorate(task: Callable[[DictConfig], T]) -> Callable[..., T]:
+        return hydra.main(version_base="1.3", config_path="configs", config_name=config_name)(report_errors(task))
+
+    return decorate

@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 from augmix.corruptions import corrupt, corrupt_batch, image_rng, write_cifar_c, write_imagenet_c, writer
+from augmix.regenerated import IN_PROGRESS_NAME
 
 NAMES = ["gaussian_noise", "contrast"]
 
@@ -92,7 +93,7 @@ def test_cifar_c_failure_leaves_no_partial_file_and_resumes(tmp_path, images, mo
     with pytest.raises(RuntimeError, match="disk full"):
         write_cifar_c(images, labels, tmp_path, corruptions=["gaussian_noise"], seed=2)
     # not marked regenerated: only in progress, which a rerun with the same settings resumes
-    assert sorted(p.name for p in tmp_path.iterdir()) == [writer.IN_PROGRESS_NAME, "labels.npy"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [IN_PROGRESS_NAME, "labels.npy"]
 
     monkeypatch.setattr(writer, "corrupt_batch", real)
     write_cifar_c(images, labels, tmp_path, corruptions=["gaussian_noise"], seed=2)
@@ -153,15 +154,15 @@ def test_imagenet_c_default_names_resume_and_atomicity(tmp_path, images, monkeyp
     with pytest.raises(OSError, match="killed"):
         write_imagenet_c(images, labels, ["cat", "dog"], tmp_path, corruptions=["contrast"], seed=0)
     files = _files(tmp_path)
-    assert sorted(files) == [writer.IN_PROGRESS_NAME, "contrast/1/cat/00000001.JPEG",
+    assert sorted(files) == [IN_PROGRESS_NAME, "contrast/1/cat/00000001.JPEG",
                              "contrast/1/dog/00000000.JPEG", "contrast/1/dog/00000002.JPEG"]
     assert not list(tmp_path.rglob("*.tmp"))
 
     monkeypatch.setattr(Image.Image, "save", real_save)
     write_imagenet_c(images, labels, ["cat", "dog"], tmp_path, corruptions=["contrast"], seed=0)
     after = _files(tmp_path)
-    assert len(after) == 1 + 5 * 4 and "regenerated.json" in after and writer.IN_PROGRESS_NAME not in after
-    images_before = {k: v for k, v in files.items() if k != writer.IN_PROGRESS_NAME}
+    assert len(after) == 1 + 5 * 4 and "regenerated.json" in after and IN_PROGRESS_NAME not in after
+    images_before = {k: v for k, v in files.items() if k != IN_PROGRESS_NAME}
     assert {k: after[k] for k in images_before} == images_before  # finished files were not rewritten
     fourth = tmp_path / "contrast/1/cat/00000003.JPEG"  # the one that crashed mid-write
     assert fourth.read_bytes() == _jpeg85(corrupt(images[3], "contrast", 1))

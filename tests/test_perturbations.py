@@ -32,6 +32,7 @@ from augmix.perturbations import (
 from augmix.perturbations.metrics import pair_distance, ranks
 from augmix.perturbations.sequences import _drip
 from augmix.perturbations.video import encode_mp4
+from augmix.regenerated import IN_PROGRESS_NAME
 from tests.evaluation_fixtures import compose_config, digits_test
 
 # ---- metrics: flip probability ------------------------------------------------------------------
@@ -242,7 +243,7 @@ def test_writing_resumes_and_refuses_other_folders(tmp_path, images, monkeypatch
     with pytest.raises(RuntimeError):
         write_cifar_p(images, tmp_path / "failed", perturbations=["rotate"])
     assert not (tmp_path / "failed" / "regenerated.json").exists()  # only a finished set is marked
-    assert (tmp_path / "failed" / writer.IN_PROGRESS_NAME).is_file()
+    assert (tmp_path / "failed" / IN_PROGRESS_NAME).is_file()
     assert not list((tmp_path / "failed").glob("*.npy"))  # and no truncated array was left
 
 

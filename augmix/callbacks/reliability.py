@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -115,8 +116,7 @@ class Preemption(pl.Callback):
     def on_validation_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int, dataloader_idx: int = 0
     ) -> None:
-        if self._agreed(trainer, self._common_batch(batch_idx, dataloader_idx)):
-            self._stop_in_validation(trainer, batch_idx + 1)
+        self._after_batch(trainer, batch_idx, dataloader_idx, self._stop_in_validation)
 
     def on_test_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         interrupts.reclaim()
@@ -126,8 +126,7 @@ class Preemption(pl.Callback):
     def on_test_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int, dataloader_idx: int = 0
     ) -> None:
-        if self._agreed(trainer, self._common_batch(batch_idx, dataloader_idx)):
-            self._stop_in_test(trainer, batch_idx + 1)
+        self._after_batch(trainer, batch_idx, dataloader_idx, self._stop_in_test)
 
     # ---------------------------------------------------------------------------------- helpers
 
@@ -150,10 +149,13 @@ class Preemption(pl.Callback):
         self._common_batches = every[:, 1:].min(dim=0).values.tolist()
         return bool(every[:, 0].max() > 0)
 
-    def _common_batch(self, batch_idx: int, dataloader_idx: int) -> bool:
-        """A batch every rank runs, at which they ask each other (every ``check_every`` batches)."""
+    def _after_batch(self, trainer: pl.Trainer, batch_idx: int, dataloader_idx: int,
+                     stop: Callable[[pl.Trainer, int], None]) -> None:
+        """``stop`` after this validation or test batch if any rank was signalled; under DDP the ranks
+        ask each other only at a batch every rank runs (every ``check_every`` batches)."""
         common = self._common_batches[dataloader_idx] if dataloader_idx < len(self._common_batches) else 0
-        return (batch_idx + 1) % self.check_every == 0 and batch_idx < common
+        if self._agreed(trainer, (batch_idx + 1) % self.check_every == 0 and batch_idx < common):
+            stop(trainer, batch_idx + 1)
 
     def _save(self, trainer: pl.Trainer) -> Path:
         path = last_checkpoint_path(trainer) or Path(trainer.default_root_dir) / "checkpoints" / "last.ckpt"

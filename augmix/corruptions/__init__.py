@@ -31,7 +31,6 @@ _HOMES = {
     "image_rng": "registry",
     "TABLE_SIZES": "tables",
     "select_table": "tables",
-    "MARKER_NAME": "writer",
     "write_cifar_c": "writer",
     "write_imagenet_c": "writer",
 }

@@ -10,6 +10,8 @@ thing it means in the published datasets:
 
 Constants are in absolute pixels of the benchmark resolution (e.g. elastic
 displacements, blur radii); they are not rescaled for other image sizes.
+
+The -C-bar families' severity parameters follow; their files are read, never synthesised here.
 """
 
 from __future__ import annotations
@@ -138,3 +140,39 @@ def select_table(height: int, width: int) -> int:
 def severity_params(name: str, severity: int, table: int) -> Any:
     """The constant(s) a corruption uses at ``severity`` (1..5) in ``table``."""
     return _TABLES[table][name][severity - 1]
+
+
+# -C-bar (Mintun, Kirillov and Xie, "On Interaction Between Augmentations and Corruptions in Natural
+# Corruption Robustness", NeurIPS 2021): 10 corruptions per dataset, chosen to be perceptually far from
+# -C's, each with the parameter of its severities 1..5, as listed in github.com/facebookresearch/
+# augmentation-corruption, imagenet_c_bar/cifar10_c_bar.csv and imagenet_c_bar.csv (order and spelling
+# as there: "abberation" included). The CIFAR and ImageNet lists differ in five names. Their released
+# layouts are -C's (make_cifar10_c_bar.py: <name>.npy of 5 severity blocks + labels.npy; ImageNet-C-bar:
+# <name>/<severity>/<wnid>/, the severity folder named 1..5 in the preprocessed download and by the
+# parameter ("2.35") when make_imagenet_c_bar.py wrote it).
+# fmt: off
+CIFAR10_C_BAR: dict[str, tuple[float, ...]] = {
+    "blue_noise_sample": (0.7, 1.4, 2.1, 3.5, 4.2),
+    "checkerboard_cutout": (1.0, 2.0, 3.0, 4.0, 5.0),
+    "inverse_sparkles": (1.0, 1.5, 2.5, 4.5, 5.0),
+    "pinch_and_twirl": (5.5, 6.0, 6.5, 8.5, 10.0),
+    "ripple": (5.5, 6.0, 6.5, 7.5, 8.0),
+    "brownish_noise": (2.5, 4.0, 5.5, 6.5, 7.0),
+    "circular_motion_blur": (2.8, 3.6, 4.4, 5.2, 6.0),
+    "lines": (0.5, 1.0, 1.5, 2.0, 2.5),
+    "sparkles": (0.7, 3.5, 5.6, 6.3, 7.0),
+    "transverse_chromatic_abberation": (1.0, 2.0, 5.0, 9.0, 10.0),
+}
+IMAGENET_C_BAR: dict[str, tuple[float, ...]] = {
+    "caustic_refraction": (2.35, 3.2, 4.9, 6.6, 9.15),
+    "inverse_sparkles": (1.0, 2.0, 4.0, 9.0, 10.0),
+    "sparkles": (1.0, 2.0, 3.0, 5.0, 6.0),
+    "perlin_noise": (4.6, 5.2, 5.8, 7.6, 8.8),
+    "blue_noise_sample": (0.8, 1.6, 2.4, 4.0, 5.6),
+    "plasma_noise": (4.75, 7.0, 8.5, 9.25, 10.0),
+    "checkerboard_cutout": (2.0, 3.0, 4.0, 5.0, 6.0),
+    "cocentric_sine_waves": (3.0, 5.0, 8.0, 9.0, 10.0),
+    "single_frequency_greyscale": (1.0, 1.5, 2.0, 4.5, 5.0),
+    "brownish_noise": (1.0, 2.0, 3.0, 4.0, 5.0),
+}
+# fmt: on

@@ -80,6 +80,30 @@ def _to_uint8_wrapping(values: np.ndarray) -> np.ndarray:
     return (values * 255).astype(np.int64).astype(np.uint8)
 
 
+def water_drops(x: np.ndarray, liquid: np.ndarray, intensity: float) -> np.ndarray:
+    """Pale turquoise drops where the thresholded ``liquid`` layer has edges, over ``x`` in [0, 1];
+    the -C spatter and the -P spatter sequences both draw them this way."""
+    liquid_u8 = _to_uint8_wrapping(liquid)
+    dist = 255 - cv2.Canny(liquid_u8, 50, 150)
+    dist = cv2.distanceTransform(dist, cv2.DIST_L2, 5)
+    _, dist = cv2.threshold(dist, 20, 20, cv2.THRESH_TRUNC)
+    dist = cv2.blur(dist, (3, 3)).astype(np.uint8)
+    dist = cv2.equalizeHist(dist)
+    emboss = np.array([[-2, -1, 0], [-1, 1, 1], [0, 1, 2]], dtype=np.float32)
+    dist = cv2.filter2D(dist, cv2.CV_8U, emboss)
+    dist = cv2.blur(dist, (3, 3)).astype(np.float32)
+
+    # the scripts go through BGRA; the alpha channel is dropped again at the end,
+    # so only the (identical) colour channels of the mask matter
+    mask = liquid_u8 * dist
+    peak = mask.max()
+    if peak == 0:
+        return x
+    mask = (mask / peak * intensity)[..., np.newaxis]
+    water = np.array([175, 238, 238], dtype=np.float32) / 255.0
+    return np.clip(x + mask * water, 0, 1)
+
+
 def spatter(image: np.ndarray, params: tuple[float, ...], rng: np.random.Generator) -> np.ndarray:
     """Water drops (pale turquoise, severities with ``mud == 0``) or mud splashes
     (brown) from thresholded, blurred noise.
@@ -94,25 +118,7 @@ def spatter(image: np.ndarray, params: tuple[float, ...], rng: np.random.Generat
     liquid[liquid < threshold] = 0
 
     if mud == 0:
-        liquid_u8 = _to_uint8_wrapping(liquid)
-        dist = 255 - cv2.Canny(liquid_u8, 50, 150)
-        dist = cv2.distanceTransform(dist, cv2.DIST_L2, 5)
-        _, dist = cv2.threshold(dist, 20, 20, cv2.THRESH_TRUNC)
-        dist = cv2.blur(dist, (3, 3)).astype(np.uint8)
-        dist = cv2.equalizeHist(dist)
-        emboss = np.array([[-2, -1, 0], [-1, 1, 1], [0, 1, 2]], dtype=np.float32)
-        dist = cv2.filter2D(dist, cv2.CV_8U, emboss)
-        dist = cv2.blur(dist, (3, 3)).astype(np.float32)
-
-        # the scripts go through BGRA; the alpha channel is dropped again at the end,
-        # so only the (identical) colour channels of the mask matter
-        mask = liquid_u8 * dist
-        peak = mask.max()
-        if peak == 0:
-            return x * 255
-        mask = (mask / peak * intensity)[..., np.newaxis]
-        water = np.array([175, 238, 238], dtype=np.float32) / 255.0
-        return np.clip(x + mask * water, 0, 1) * 255
+        return water_drops(x, liquid, intensity) * 255
 
     mask = gaussian_2d(np.where(liquid > threshold, 1, 0).astype(np.float32), intensity)
     mask[mask < 0.8] = 0

@@ -18,15 +18,14 @@ sits in memory whole (``images`` may be a memory map).
 from __future__ import annotations
 
 import functools
-import json
-import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import numpy as np
 from PIL import Image
 
+from augmix import set_files
 from augmix.corruptions.names import BENCHMARK_CORRUPTIONS, SEVERITIES, check_corruptions
 from augmix.corruptions.registry import (
     check_images,
@@ -37,10 +36,10 @@ from augmix.corruptions.registry import (
     image_rng,
 )
 from augmix.corruptions.tables import select_table
-from augmix.files import atomic_write, write_text
+from augmix.files import atomic_write
+from augmix.regenerated import claim_folder, mark_regenerated
 
-MARKER_NAME = "regenerated.json"
-IN_PROGRESS_NAME = ".regenerated.json.in-progress"  # becomes MARKER_NAME when the run succeeds
+GENERATOR = "augmix.corruptions"
 JPEG_QUALITY = 85
 CHUNK = 1000  # images corrupted at once: 3 MB at 32px, 150 MB at 224px
 
@@ -48,9 +47,7 @@ CHUNK = 1000  # images corrupted at once: 3 MB at 32px, 150 MB at 224px
 def _check_common(images: np.ndarray, labels: np.ndarray, corruptions: Sequence[str],
                   seed: int, table: int | None) -> tuple[np.ndarray, int]:
     check_images(images, batched=True)
-    labels = np.asarray(labels)
-    if labels.ndim != 1 or len(labels) != len(images) or not np.issubdtype(labels.dtype, np.integer):
-        raise ValueError(f"labels must be {len(images)} integers, got shape {labels.shape} dtype {labels.dtype}")
+    labels = set_files.check_labels(labels, len(images))
     check_corruptions("corruptions", corruptions)
     check_non_negative_int(seed, "seed")
     check_table(table)
@@ -58,45 +55,9 @@ def _check_common(images: np.ndarray, labels: np.ndarray, corruptions: Sequence[
     return labels, resolved
 
 
-def claim_folder(out_dir: Path, fmt: str, table: int, seed: int) -> None:
-    """Make ``out_dir`` this run's: empty (hidden files aside), or holding a set of this generator
-    with the same settings (resumed or extended). It is marked in progress until ``mark_regenerated``,
-    so a folder of released files is refused before anything is written next to them, and a failed
-    run never labels a folder regenerated."""
-    marker = {"regenerated": True, "generator": "augmix.corruptions",
-              "format": fmt, "table": int(table), "seed": int(seed)}
-    for path in (out_dir / MARKER_NAME, out_dir / IN_PROGRESS_NAME):
-        if path.exists():
-            existing = json.loads(path.read_text())
-            if existing != marker:
-                raise ValueError(f"{out_dir} already holds a set made with {existing}, not {marker}; "
-                                 "use another directory to generate a different set")
-            return
-    foreign = sorted(entry.name for entry in os.scandir(out_dir) if not entry.name.startswith("."))
-    if foreign:
-        shown = ", ".join(foreign[:5]) + (" ..." if len(foreign) > 5 else "")
-        raise ValueError(f"{out_dir} already holds files this generator did not write ({shown}); "
-                         "write the set into a new or empty folder")
-    write_text(out_dir / IN_PROGRESS_NAME, json.dumps(marker, indent=2) + "\n")
-
-
-def mark_regenerated(out_dir: Path) -> None:
-    """The set in ``out_dir`` is complete: its in-progress marker becomes ``regenerated.json``."""
-    pending = out_dir / IN_PROGRESS_NAME
-    if pending.exists():
-        os.replace(pending, out_dir / MARKER_NAME)
-
-
-def _existing_matches(path: Path, shape: tuple[int, ...]) -> bool:
-    """True if ``path`` is a finished uint8 array of ``shape``; an array of another
-    shape means the directory belongs to different inputs."""
-    if not path.exists():
-        return False
-    done = np.load(path, mmap_mode="r")
-    if done.shape != shape or done.dtype != np.uint8:
-        raise ValueError(f"{path} holds {done.dtype} {done.shape}, expected uint8 {shape}; "
-                         "use another directory for different inputs")
-    return True
+def marker_fields(fmt: str, table: int, seed: int) -> dict[str, Any]:
+    """What ``regenerated.json`` records besides the generator: resuming needs the same values."""
+    return {"format": fmt, "table": int(table), "seed": int(seed)}
 
 
 def write_cifar_c(images: np.ndarray, labels: np.ndarray, out_dir: str | Path,
@@ -108,7 +69,7 @@ def write_cifar_c(images: np.ndarray, labels: np.ndarray, out_dir: str | Path,
     labels, table = _check_common(images, labels, corruptions, seed, table)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    claim_folder(out, "cifar-c", table, seed)
+    claim_folder(out, GENERATOR, marker_fields("cifar-c", table, seed))
 
     tiled = np.tile(labels, len(SEVERITIES))
     labels_path = out / "labels.npy"
@@ -121,7 +82,7 @@ def write_cifar_c(images: np.ndarray, labels: np.ndarray, out_dir: str | Path,
     shape = (len(SEVERITIES) * len(images), *images.shape[1:])
     for name in corruptions:
         path = out / f"{name}.npy"
-        if not _existing_matches(path, shape):
+        if not set_files.finished_array_exists(path, shape):
             atomic_write(path, functools.partial(_write_stacked, images, name, seed, table))
     if finish:
         mark_regenerated(out)
@@ -132,12 +93,9 @@ def _write_stacked(images: np.ndarray, name: str, seed: int, table: int, handle:
     """The bytes ``np.save`` would write for the 5 stacked severity blocks, streamed chunk by chunk:
     image ``i`` keeps its stream ``image_rng(seed, i)`` through ``start_index``."""
     shape = (len(SEVERITIES) * len(images), *images.shape[1:])
-    header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.uint8)), "fortran_order": False, "shape": shape}
-    np.lib.format.write_array_header_1_0(handle, header)
-    for severity in SEVERITIES:
-        for start in range(0, len(images), CHUNK):
-            chunk = np.asarray(images[start:start + CHUNK])
-            handle.write(corrupt_batch(chunk, name, severity, seed, table=table, start_index=start).tobytes())
+    blocks = (corrupt_batch(chunk, name, severity, seed, table=table, start_index=start)
+              for severity in SEVERITIES for start, chunk in set_files.in_chunks(images, CHUNK))
+    set_files.stream_uint8_array(handle, shape, blocks)
 
 
 def _check_file_names(file_names: Sequence[str] | None, n: int) -> list[str]:
@@ -146,9 +104,8 @@ def _check_file_names(file_names: Sequence[str] | None, n: int) -> list[str]:
     names = [str(f) for f in file_names]
     if len(names) != n or len(set(names)) != n:
         raise ValueError(f"file_names must be {n} unique names")
-    for f in names:
-        if not f or "/" in f or "\\" in f or f.startswith("."):
-            raise ValueError(f"file name {f!r} must be a plain, non-hidden file name")
+    for name in names:
+        set_files.check_plain_file_name(name)
     return names
 
 
@@ -164,16 +121,11 @@ def write_imagenet_c(images: np.ndarray, labels: np.ndarray, class_names: Sequen
     Returns the directory, marked regenerated unless ``finish`` is false.
     """
     labels, table = _check_common(images, labels, corruptions, seed, table)
-    classes = [str(c) for c in class_names]
-    if len(labels) and (labels.min() < 0 or labels.max() >= len(classes)):
-        raise ValueError(f"labels must index class_names (0..{len(classes) - 1})")
-    for c in classes:
-        if not c or "/" in c or "\\" in c or c in (".", ".."):
-            raise ValueError(f"class name {c!r} cannot be used as a folder name")
+    classes = set_files.check_class_folders(class_names, labels)
     names = _check_file_names(file_names, len(images))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    claim_folder(out, "imagenet-c", table, seed)
+    claim_folder(out, GENERATOR, marker_fields("imagenet-c", table, seed))
 
     for name in corruptions:
         for severity in SEVERITIES:

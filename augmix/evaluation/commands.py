@@ -39,7 +39,7 @@ from augmix.evaluation.inputs import (
 from augmix.evaluation.inputs.suite import SuiteSpec, is_corruption_node, single_suite, suite_spec
 from augmix.evaluation.reports import log_summary, print_table, to_loggers, write_reports
 from augmix.evaluation.run import SETS_FOLDER, ResultStore, launch, model_description, run_sets
-from augmix.evaluation.sections import corruption_section
+from augmix.evaluation.sections import corruption_section, evaluated_model
 from augmix.evaluation.suite import Target, run_suite
 from augmix.files import remove_stale_temporaries
 
@@ -132,13 +132,7 @@ def run_evaluation(
     section = corruption_section(spec, sets[1:], results, results[CLEAN], expected, regenerated)
     summary = {
         **section,
-        "checkpoint": str(checkpoint.path),
-        "checkpoint_sha256": checkpoint.sha256,
-        "checkpoint_kind": checkpoint.kind,
-        "checkpoint_weights": checkpoint.weights,
-        "backbone": backbone,
-        "data": data["name"],
-        "num_classes": expected,
+        **evaluated_model(checkpoint, backbone, data["name"], expected),
         "sets": {CLEAN: results[CLEAN], **section["sets"]},
     }
     paths = write_reports(summary, output_dir)

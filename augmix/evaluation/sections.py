@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from augmix.corruptions.names import CORRUPTION_SETS
+from augmix.evaluation.checkpoints import Checkpoint
 from augmix.evaluation.inputs.perturbed import PerturbationSpec
 from augmix.evaluation.inputs.sets import EvalSet
 from augmix.evaluation.inputs.shift import IMAGES, REFERENCE, ShiftSpec
@@ -22,6 +23,19 @@ ALEXNET_P_NOTE = (
     "mFR and mT5D (normalised by AlexNet) are not reported: AlexNet's per-perturbation flip rates and "
     "top-5 distances could not be verified, so the unnormalised mFP and mean top-5 distance are given"
 )
+
+
+def evaluated_model(checkpoint: Checkpoint, backbone: str, data_name: str, num_classes: int) -> dict:
+    """What a report names the evaluated model by, the same in a single benchmark's and a suite's."""
+    return {
+        "checkpoint": str(checkpoint.path),
+        "checkpoint_sha256": checkpoint.sha256,
+        "checkpoint_kind": checkpoint.kind,
+        "checkpoint_weights": checkpoint.weights,
+        "backbone": backbone,
+        "data": data_name,
+        "num_classes": num_classes,
+    }
 
 
 def _results(sets: Sequence[EvalSet], results: Mapping[str, dict]) -> dict[str, dict]:

@@ -38,7 +38,7 @@ from augmix.evaluation.inputs.spec import BenchmarkSpec, download_hint
 from augmix.evaluation.inputs.suite import Member, SuiteSpec, kind
 from augmix.evaluation.reports import to_loggers
 from augmix.evaluation.run import SETS_FOLDER, ResultStore, StoreGroup, launch, model_description, run_sets
-from augmix.evaluation.sections import corruption_section, perturbation_section, shift_section
+from augmix.evaluation.sections import corruption_section, evaluated_model, perturbation_section, shift_section
 from augmix.evaluation.suite_reports import headline, log_suite, print_suite, write_suite_reports
 from augmix.files import remove_stale_temporaries
 
@@ -183,13 +183,7 @@ def run_suite(suite: SuiteSpec, target: Target) -> dict:
     }
     summary = {
         "suite": suite.name,
-        "checkpoint": str(checkpoint.path),
-        "checkpoint_sha256": checkpoint.sha256,
-        "checkpoint_kind": checkpoint.kind,
-        "checkpoint_weights": checkpoint.weights,
-        "backbone": backbone,
-        "data": data["name"],
-        "num_classes": classes,
+        **evaluated_model(checkpoint, backbone, data["name"], classes),
         "limit_per_set": suite.limit_per_set,
         "regenerated": any(section["regenerated"] for section in sections.values()),
         "complete": suite.limit_per_set is None and all(section["complete"] for section in sections.values()),

@@ -27,6 +27,14 @@ _WEIGHT_SOURCES = ("file", "url", "hf_hub_id", "state_dict")
 ModelT = TypeVar("ModelT", bound=nn.Module)
 
 
+def blocks_per_stage(model: str, depth: int, per_block: int, fixed: int, hint: str) -> int:
+    """How many blocks (n) each stage of a ``per_block``·n + ``fixed`` layer net has; a depth no n
+    gives is a ValueError naming the valid ones (``hint``: examples or the setting they depend on)."""
+    if depth < per_block + fixed or (depth - fixed) % per_block != 0:
+        raise ValueError(f"{model} depth must be {per_block}n+{fixed} with n >= 1 ({hint}), got {depth}.")
+    return (depth - fixed) // per_block
+
+
 def cifar_cfg(first_conv: str, classifier: str) -> dict[str, Any]:
     """Data config for ``timm.data.resolve_data_config``: 32x32, no crop, AugMix normalisation."""
     return {
@@ -54,6 +62,12 @@ class CifarNet(nn.Module):
     """
 
     classifier_name = "fc"
+
+    def __init__(self, in_chans: int, drop_rate: float) -> None:
+        """Records the two constructor arguments timm reads back from every model."""
+        super().__init__()
+        self.in_chans = in_chans
+        self.drop_rate = drop_rate
 
     @staticmethod
     def _init_linear(fc: nn.Linear) -> None:

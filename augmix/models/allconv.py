@@ -38,10 +38,8 @@ class AllConvNet(CifarNet):
     classifier_name = "classifier"
 
     def __init__(self, num_classes: int = 10, in_chans: int = 3, drop_rate: float = 0.5) -> None:
-        super().__init__()
+        super().__init__(in_chans, drop_rate)
         w1, w2 = 96, 192
-        self.in_chans = in_chans
-        self.drop_rate = drop_rate
         self.features = nn.Sequential(
             *_conv_bn_gelu(in_chans, w1, 3, 1),
             *_conv_bn_gelu(w1, w1, 3, 1),

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from timm.models import generate_default_cfgs, register_model
 from torch import nn
 
-from augmix.models._base import CifarNet, build_cifar_model, cifar_cfg
+from augmix.models._base import CifarNet, blocks_per_stage, build_cifar_model, cifar_cfg
 
 
 class Bottleneck(nn.Module):
@@ -75,16 +75,8 @@ class DenseNet(CifarNet):
         in_chans: int = 3,
         drop_rate: float = 0.0,
     ) -> None:
-        super().__init__()
-        layers_per_unit = 6 if bottleneck else 3
-        if depth <= 4 or (depth - 4) % layers_per_unit != 0:
-            raise ValueError(
-                f"DenseNet depth must be {layers_per_unit}n+4 with n >= 1 "
-                f"(bottleneck={bottleneck}), got {depth}."
-            )
-        n_layers = (depth - 4) // layers_per_unit
-        self.in_chans = in_chans
-        self.drop_rate = drop_rate
+        super().__init__(in_chans, drop_rate)
+        n_layers = blocks_per_stage("DenseNet", depth, 6 if bottleneck else 3, 4, f"bottleneck={bottleneck}")
 
         n_channels = 2 * growth_rate
         self.conv1 = nn.Conv2d(in_chans, n_channels, kernel_size=3, padding=1, bias=False)

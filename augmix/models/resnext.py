@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from timm.models import generate_default_cfgs, register_model
 from torch import nn
 
-from augmix.models._base import CifarNet, build_cifar_model, cifar_cfg
+from augmix.models._base import CifarNet, blocks_per_stage, build_cifar_model, cifar_cfg
 
 
 class ResNeXtBottleneck(nn.Module):
@@ -68,16 +68,10 @@ class CifarResNeXt(CifarNet):
         in_chans: int = 3,
         drop_rate: float = 0.0,
     ) -> None:
-        super().__init__()
-        if depth < 11 or (depth - 2) % 9 != 0:
-            raise ValueError(
-                f"ResNeXt depth must be 9n+2 with n >= 1 (e.g. 29, 38, 47), got {depth}."
-            )
-        blocks = (depth - 2) // 9
+        super().__init__(in_chans, drop_rate)
+        blocks = blocks_per_stage("ResNeXt", depth, 9, 2, "e.g. 29, 38, 47")
         self.cardinality = cardinality
         self.base_width = base_width
-        self.in_chans = in_chans
-        self.drop_rate = drop_rate
         self.conv_1_3x3 = nn.Conv2d(in_chans, 64, 3, 1, 1, bias=False)
         self.bn_1 = nn.BatchNorm2d(64)
         self.inplanes = 64

@@ -6,6 +6,7 @@ pre-activation basic blocks, dropout between the two convs, same module names.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -13,7 +14,7 @@ import torch.nn.functional as F
 from timm.models import generate_default_cfgs, register_model
 from torch import nn
 
-from augmix.models._base import CifarNet, build_cifar_model, cifar_cfg
+from augmix.models._base import CifarNet, blocks_per_stage, build_cifar_model, cifar_cfg
 
 
 class BasicBlock(nn.Module):
@@ -82,19 +83,13 @@ class WideResNet(CifarNet):
         in_chans: int = 3,
         drop_rate: float = 0.0,
     ) -> None:
-        super().__init__()
-        if depth < 10 or (depth - 4) % 6 != 0:
-            raise ValueError(
-                f"WideResNet depth must be 6n+4 with n >= 1 (e.g. 10, 16, 22, 28, 40), got {depth}."
-            )
+        super().__init__(in_chans, drop_rate)
+        n = blocks_per_stage("WideResNet", depth, 6, 4, "e.g. 10, 16, 22, 28, 40")
         if widen_factor < 1:
             raise ValueError(
                 f"WideResNet widen_factor must be a positive integer, got {widen_factor}."
             )
-        n = (depth - 4) // 6
         widths = [16, 16 * widen_factor, 32 * widen_factor, 64 * widen_factor]
-        self.in_chans = in_chans
-        self.drop_rate = drop_rate
         self.conv1 = nn.Conv2d(in_chans, widths[0], 3, stride=1, padding=1, bias=False)
         self.block1 = NetworkBlock(n, widths[0], widths[1], 1, drop_rate)
         self.block2 = NetworkBlock(n, widths[1], widths[2], 2, drop_rate)
@@ -108,49 +103,27 @@ class WideResNet(CifarNet):
         return F.relu(self.bn1(x))
 
 
-_SIZES = {
-    "cifar_wrn16_1": (16, 1),
-    "cifar_wrn16_2": (16, 2),
-    "cifar_wrn28_10": (28, 10),
-    "cifar_wrn40_2": (40, 2),
-    "cifar_wrn40_4": (40, 4),
+# name: (depth, widen_factor, what the model is for); each becomes a timm entrypoint of that name.
+_VARIANTS = {
+    "cifar_wrn40_2": (40, 2, "WRN-40-2, AugMix's default CIFAR model (2.24M parameters at 10 classes)."),
+    "cifar_wrn40_4": (40, 4, "WRN-40-4 (8.95M parameters at 10 classes)."),
+    "cifar_wrn28_10": (28, 10, "WRN-28-10, the common large CIFAR baseline (36.5M parameters at 10 classes)."),
+    "cifar_wrn16_2": (16, 2, "WRN-16-2, a small model for quick experiments."),
+    "cifar_wrn16_1": (16, 1, "WRN-16-1, tiny enough for a CPU quickstart on upsampled 8x8 digits."),
 }
 
-default_cfgs = generate_default_cfgs({name: cifar_cfg("conv1", "fc") for name in _SIZES})
+default_cfgs = generate_default_cfgs({name: cifar_cfg("conv1", "fc") for name in _VARIANTS})
 
 
-def _create(variant: str, pretrained: bool, **kwargs: Any) -> WideResNet:
-    depth, widen_factor = _SIZES[variant]
-    return build_cifar_model(
-        WideResNet, variant, pretrained, depth=depth, widen_factor=widen_factor, **kwargs
-    )
+def _entrypoint(variant: str, depth: int, widen_factor: int, doc: str) -> Callable[..., WideResNet]:
+    """The timm entrypoint of one size, named ``variant`` as timm's registry requires."""
+
+    def create(pretrained: bool = False, **kwargs: Any) -> WideResNet:
+        return build_cifar_model(WideResNet, variant, pretrained, depth=depth, widen_factor=widen_factor, **kwargs)
+
+    create.__name__ = create.__qualname__ = variant
+    create.__doc__ = doc
+    return create
 
 
-@register_model
-def cifar_wrn40_2(pretrained: bool = False, **kwargs: Any) -> WideResNet:
-    """WRN-40-2, AugMix's default CIFAR model (2.24M parameters at 10 classes)."""
-    return _create("cifar_wrn40_2", pretrained, **kwargs)
-
-
-@register_model
-def cifar_wrn40_4(pretrained: bool = False, **kwargs: Any) -> WideResNet:
-    """WRN-40-4 (8.95M parameters at 10 classes)."""
-    return _create("cifar_wrn40_4", pretrained, **kwargs)
-
-
-@register_model
-def cifar_wrn28_10(pretrained: bool = False, **kwargs: Any) -> WideResNet:
-    """WRN-28-10, the common large CIFAR baseline (36.5M parameters at 10 classes)."""
-    return _create("cifar_wrn28_10", pretrained, **kwargs)
-
-
-@register_model
-def cifar_wrn16_2(pretrained: bool = False, **kwargs: Any) -> WideResNet:
-    """WRN-16-2, a small model for quick experiments."""
-    return _create("cifar_wrn16_2", pretrained, **kwargs)
-
-
-@register_model
-def cifar_wrn16_1(pretrained: bool = False, **kwargs: Any) -> WideResNet:
-    """WRN-16-1, tiny enough for a CPU quickstart on upsampled 8x8 digits."""
-    return _create("cifar_wrn16_1", pretrained, **kwargs)
+globals().update({variant: register_model(_entrypoint(variant, *spec)) for variant, spec in _VARIANTS.items()})

@@ -1,34 +1,25 @@
 """Make "-P" sets of any data config's test split in the released formats (``make_perturbed.py``).
 
-The test split is the clean set evaluation reads (for a folder dataset, ``val/`` alone). Its
-images go through the data config's eval transform first (ImageNet: Resize 256 + CenterCrop 224),
-and the constants table follows the resulting size (32, 64 or 224). The preprocessed split is
-staged in a temporary memory-mapped array inside the output folder, so large splits never sit in
-memory and parallel workers share it. Writing is resumable; the folder must be empty or hold this
-generator's own set, and is marked ``regenerated.json`` once every set is written.
+The test split goes through the data config's eval transform first (ImageNet: Resize 256 +
+CenterCrop 224), and the constants table follows the resulting size (32, 64 or 224). Staging,
+resuming and the ``regenerated.json`` marker are ``augmix.make_sets``'s, shared with the -C sets.
 """
 
 from __future__ import annotations
 
-import os
+import functools
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from augmix.config import validate_data
-from augmix.corruptions import select_table
-from augmix.data.clean import clean_source
-from augmix.data.sources import FolderSource, ImageSource
-from augmix.errors import AugMixError, ConfigError, DataError
+from augmix.make_sets import StagedSplit, check_workers_and_limit, write_test_split
 from augmix.perturbations import video
 from augmix.perturbations.registry import ALL_PERTURBATIONS, BENCHMARK_PERTURBATIONS, EXTRA_PERTURBATIONS
 from augmix.perturbations.tables import DIFFICULTIES
-from augmix.perturbations.writer import claim_folder, mark_regenerated, marker_fields, write_cifar_p, write_imagenet_p
+from augmix.perturbations.writer import GENERATOR, marker_fields, write_cifar_p, write_imagenet_p
+from augmix.regenerated import claim_folder
 from augmix.rules import fail, is_int, is_sequence
 
 FORMATS = ("cifar_p", "imagenet_p")
@@ -52,9 +43,7 @@ def resolve_options(fmt: str, perturbations: Sequence[str] | None, extra: bool, 
         fail("difficulties", difficulties, f"must be a non-empty list drawn from {list(DIFFICULTIES)}")
     if not is_int(seed) or seed < 0:
         fail("seed", seed, "must be a non-negative integer")
-    for key, value in (("workers", workers), ("limit", limit)):
-        if (value is not None or key == "workers") and (not is_int(value) or value < 1):
-            fail(key, value, "must be an integer >= 1")
+    check_workers_and_limit(workers, limit)
     if codec not in video.CODECS:
         fail("codec", codec, f"must be one of {list(video.CODECS)}")
     names = list(perturbations) if perturbations is not None else list(BENCHMARK_PERTURBATIONS)
@@ -63,48 +52,14 @@ def resolve_options(fmt: str, perturbations: Sequence[str] | None, extra: bool, 
     return names, sorted({int(d) for d in difficulties})
 
 
-def _file_names(source: ImageSource, count: int) -> list[str] | None:
-    """Keep the original file names (ImageNet-P names videos after the val images) when unique."""
-    if not isinstance(source, FolderSource):
-        return None
-    names = [os.path.splitext(os.path.basename(path))[0] for path, _ in source.samples[:count]]
-    return names if len(set(names)) == len(names) else None
-
-
-def _stage(source: ImageSource, transform: Any, count: int, path: Path) -> None:
-    """The first ``count`` eval-transformed test images as a uint8 (N, H, W, 3) .npy at ``path``."""
-    first = transform(source.image(0))
-    shape = (count, first.shape[1], first.shape[2], first.shape[0])
-    staged = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=shape)
-    for i in range(count):
-        image = first if i == 0 else transform(source.image(i))
-        if tuple(image.shape) != (shape[3], shape[1], shape[2]):
-            raise ConfigError(
-                f"the eval transform gives images of different sizes ({tuple(image.shape)} vs {tuple(first.shape)}); "
-                "a -P set needs one size: use a cropping eval_transform"
-            )
-        staged[i] = image.permute(1, 2, 0).numpy()
-    staged.flush()
-
-
-def _write_part(fmt: str, staged: str, labels: np.ndarray, classes: list[str], out: str, names: list[str],
-                difficulties: list[int], seed: int, file_names: list[str] | None, codec: str) -> None:
-    images = np.load(staged, mmap_mode="r")
+def _write_part(fmt: str, difficulties: list[int], seed: int, codec: str, split: StagedSplit, out: str,
+                names: list[str]) -> None:
     if fmt == "cifar_p":
-        write_cifar_p(images, out, perturbations=names, difficulties=difficulties, seed=seed, finish=False)
+        write_cifar_p(split.images(), out, perturbations=names, difficulties=difficulties, seed=seed, finish=False)
     else:
-        write_imagenet_p(images, labels, classes, out, perturbations=names, difficulties=difficulties, seed=seed,
-                         file_names=file_names, codec=codec, finish=False)
-
-
-def _output_folder(out: Path) -> Path:
-    if out.exists() and not out.is_dir():
-        raise DataError(f"out={out} is a file, not a folder; give a new or empty folder for the -P set")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise DataError(f"cannot create out={out} ({error.strerror or error}); give a folder you can write") from None
-    return out
+        write_imagenet_p(split.images(), split.labels, split.classes, out, perturbations=names,
+                         difficulties=difficulties, seed=seed, file_names=split.file_names, codec=codec,
+                         finish=False)
 
 
 def write_perturbed(data: Mapping[str, Any] | DictConfig, fmt: str, out: str | Path,
@@ -114,35 +69,11 @@ def write_perturbed(data: Mapping[str, Any] | DictConfig, fmt: str, out: str | P
     """Write the perturbed test split of ``data`` to ``out``; returns ``out``. One process per
     perturbation when ``workers`` > 1; an interrupted run resumes where it stopped."""
     names, difficulties = resolve_options(fmt, perturbations, extra, difficulties, seed, limit, workers, codec)
-    data = OmegaConf.create(data) if not isinstance(data, DictConfig) else data
-    validate_data(data)
-    datamodule = instantiate(data)
-    source = clean_source(datamodule)
-    if len(source) == 0:
-        raise DataError(f"the test split of data {datamodule.name} at {datamodule.root} has no images to perturb")
-    count = min(len(source), limit) if limit else len(source)
-    out = _output_folder(Path(out))
-    staged_path = out / f".staged-test-split-{os.getpid()}.npy"
-    try:
-        first = datamodule.eval_transform(source.image(0))  # (C, H, W): its size selects the table
-        table = select_table(first.shape[1], first.shape[2])
-        claim_folder(out, marker_fields(fmt.replace("_", "-"), table, seed, count,
-                                        codec if fmt == "imagenet_p" else None))
-        _stage(source, datamodule.eval_transform, count, staged_path)
-        labels = np.array([source.target(i) for i in range(count)], dtype=np.int64)
-        args = (fmt, str(staged_path), labels, list(source.classes), str(out))
-        rest = (difficulties, seed, _file_names(source, count), codec)
-        if workers == 1:
-            _write_part(*args, names, *rest)
-        else:
-            with ProcessPoolExecutor(min(workers, len(names))) as pool:
-                for job in [pool.submit(_write_part, *args, [name], *rest) for name in names]:
-                    job.result()
-        mark_regenerated(out)  # only now: a failed run never labels the folder regenerated
-    except AugMixError:
-        raise
-    except ValueError as error:  # the writers' own checks, e.g. a folder holding a different set
-        raise DataError(f"cannot write {out}: {error}") from None
-    finally:
-        staged_path.unlink(missing_ok=True)
-    return out
+
+    def claim(folder: Path, table: int, count: int) -> None:
+        claim_folder(folder, GENERATOR, marker_fields(fmt.replace("_", "-"), table, seed, count,
+                                                      codec if fmt == "imagenet_p" else None))
+
+    return write_test_split(data, out, names, kind="-P", limit=limit, workers=workers, claim=claim,
+                            write_part=functools.partial(_write_part, fmt, difficulties, seed, codec),
+                            keep_extensions=False)

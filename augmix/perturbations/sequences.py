@@ -27,6 +27,7 @@ from skimage.filters import gaussian
 
 from augmix.corruptions import digital, motion
 from augmix.corruptions.filters import clipped_zoom
+from augmix.corruptions.weather import water_drops
 from augmix.perturbations import geometry
 from augmix.perturbations.tables import NOISE_FRAMES, SNOW_ANGLE, SNOW_KEEP, SPATTER_INTENSITY
 
@@ -124,27 +125,6 @@ def _drip(layer: np.ndarray, kernel: Sequence[float]) -> np.ndarray:
     return full[first:first + rows]
 
 
-def _water(x: np.ndarray, liquid: np.ndarray) -> np.ndarray:
-    """The -C spatter's water drops (pale turquoise) for one liquid layer."""
-    # (liquid * 255).astype(uint8) of the scripts: out-of-range values wrap on x86, made explicit
-    liquid_u8 = (liquid * 255).astype(np.int64).astype(np.uint8)
-    dist = 255 - cv2.Canny(liquid_u8, 50, 150)
-    dist = cv2.distanceTransform(dist, cv2.DIST_L2, 5)
-    _, dist = cv2.threshold(dist, 20, 20, cv2.THRESH_TRUNC)
-    dist = cv2.blur(dist, (3, 3)).astype(np.uint8)
-    dist = cv2.equalizeHist(dist)
-    emboss = np.array([[-2, -1, 0], [-1, 1, 1], [0, 1, 2]], dtype=np.float32)
-    dist = cv2.filter2D(dist, cv2.CV_8U, emboss)
-    dist = cv2.blur(dist, (3, 3)).astype(np.float32)
-    mask = liquid_u8 * dist
-    peak = mask.max()
-    if peak == 0:
-        return x
-    mask = (mask / peak * SPATTER_INTENSITY)[..., np.newaxis]
-    water = np.array([175, 238, 238], dtype=np.float32) / 255.0
-    return np.clip(x + mask * water, 0, 1)
-
-
 def spatter(image: np.ndarray, rng: np.random.Generator, frames: int, loc: float, scale: float, sigma: float,
             threshold: float, drip: Sequence[float]) -> np.ndarray:
     """Water drops that run down the lens: one thresholded, blurred noise layer, convolved down
@@ -154,7 +134,7 @@ def spatter(image: np.ndarray, rng: np.random.Generator, frames: int, loc: float
     liquid[liquid < threshold] = 0
     out = []
     for _ in range(frames):
-        out.append(_uint8(_water(x, liquid) * 255))
+        out.append(_uint8(water_drops(x, liquid, SPATTER_INTENSITY) * 255))
         liquid = _drip(liquid, drip)
     return np.stack(out)
 

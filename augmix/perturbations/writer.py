@@ -15,7 +15,6 @@ atomically and finished files are skipped, so an interrupted generation resumes 
 from __future__ import annotations
 
 import functools
-import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,10 +22,10 @@ from typing import IO, Any
 
 import numpy as np
 
+from augmix import set_files
 from augmix.corruptions.registry import check_images, check_non_negative_int
 from augmix.corruptions.tables import select_table
-from augmix.corruptions.writer import IN_PROGRESS_NAME, MARKER_NAME
-from augmix.files import atomic_write, write_text
+from augmix.files import atomic_write
 from augmix.perturbations import video
 from augmix.perturbations.registry import (
     BENCHMARK_PERTURBATIONS,
@@ -41,36 +40,10 @@ from augmix.perturbations.registry import (
     set_names,
 )
 from augmix.perturbations.tables import DIFFICULTIES
+from augmix.regenerated import claim_folder, mark_regenerated
 
 CHUNK = 100  # images perturbed at once: 100 x 31 frames is 10 MB at 32px, 470 MB at 224px
 GENERATOR = "augmix.perturbations"
-
-
-def claim_folder(out_dir: Path, marker: dict[str, Any]) -> None:
-    """Make ``out_dir`` this run's: empty (hidden files aside), or holding a -P set of this
-    generator with the same settings (resumed or extended with more perturbations). Marked in
-    progress until ``mark_regenerated``, so a failed run never labels a folder regenerated."""
-    marker = {"regenerated": True, "generator": GENERATOR, **marker}
-    for path in (out_dir / MARKER_NAME, out_dir / IN_PROGRESS_NAME):
-        if path.exists():
-            existing = json.loads(path.read_text())
-            if existing != marker:
-                raise ValueError(f"{out_dir} already holds a set made with {existing}, not {marker}; "
-                                 "use another directory to generate a different set")
-            return
-    foreign = sorted(entry.name for entry in os.scandir(out_dir) if not entry.name.startswith("."))
-    if foreign:
-        shown = ", ".join(foreign[:5]) + (" ..." if len(foreign) > 5 else "")
-        raise ValueError(f"{out_dir} already holds files this generator did not write ({shown}); "
-                         "write the set into a new or empty folder")
-    write_text(out_dir / IN_PROGRESS_NAME, json.dumps(marker, indent=2) + "\n")
-
-
-def mark_regenerated(out_dir: Path) -> None:
-    """The set in ``out_dir`` is complete: its in-progress marker becomes ``regenerated.json``."""
-    pending = out_dir / IN_PROGRESS_NAME
-    if pending.exists():
-        os.replace(pending, out_dir / MARKER_NAME)
 
 
 def _check_common(images: np.ndarray, perturbations: Sequence[str], difficulties: Sequence[int], seed: int,
@@ -104,37 +77,23 @@ def write_cifar_p(images: np.ndarray, out_dir: str | Path, perturbations: Sequen
     table = _check_common(images, perturbations, difficulties, seed, table)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    claim_folder(out, marker_fields("cifar-p", table, seed, len(images)))
+    claim_folder(out, GENERATOR, marker_fields("cifar-p", table, seed, len(images)))
     for name, difficulty in set_names(list(perturbations), list(difficulties)):
         path = out / f"{set_name(name, difficulty)}.npy"
         shape = (len(images), frame_count(name, table), *images.shape[1:])
-        if not _existing_matches(path, shape):
+        if not set_files.finished_array_exists(path, shape):
             atomic_write(path, functools.partial(_write_sequences, images, name, difficulty, seed, table, shape))
     if finish:
         mark_regenerated(out)
     return out
 
 
-def _existing_matches(path: Path, shape: tuple[int, ...]) -> bool:
-    """True if ``path`` is a finished uint8 array of ``shape``; another shape means the folder
-    belongs to different inputs."""
-    if not path.exists():
-        return False
-    done = np.load(path, mmap_mode="r")
-    if done.shape != shape or done.dtype != np.uint8:
-        raise ValueError(f"{path} holds {done.dtype} {done.shape}, expected uint8 {shape}; "
-                         "use another directory for different inputs")
-    return True
-
-
 def _write_sequences(images: np.ndarray, name: str, difficulty: int, seed: int, table: int,
                      shape: tuple[int, ...], handle: IO[bytes]) -> None:
     """The bytes ``np.save`` would write for the stacked sequences, streamed chunk by chunk."""
-    header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.uint8)), "fortran_order": False, "shape": shape}
-    np.lib.format.write_array_header_1_0(handle, header)
-    for start in range(0, len(images), CHUNK):
-        chunk = np.asarray(images[start:start + CHUNK])
-        handle.write(perturb_batch(chunk, name, difficulty, seed, table=table, start_index=start).tobytes())
+    blocks = (perturb_batch(chunk, name, difficulty, seed, table=table, start_index=start)
+              for start, chunk in set_files.in_chunks(images, CHUNK))
+    set_files.stream_uint8_array(handle, shape, blocks)
 
 
 def _file_stems(file_names: Sequence[str] | None, n: int) -> list[str]:
@@ -145,8 +104,7 @@ def _file_stems(file_names: Sequence[str] | None, n: int) -> list[str]:
     if len(stems) != n or len(set(stems)) != n:
         raise ValueError(f"file_names must be {n} names, unique without their extension")
     for stem in stems:
-        if not stem or "/" in stem or "\\" in stem or stem.startswith("."):
-            raise ValueError(f"file name {stem!r} must be a plain, non-hidden file name")
+        set_files.check_plain_file_name(stem)
     return stems
 
 
@@ -161,19 +119,12 @@ def write_imagenet_p(images: np.ndarray, labels: np.ndarray, class_names: Sequen
     table = _check_common(images, perturbations, difficulties, seed, table)
     if codec not in video.CODECS:
         raise ValueError(f"codec must be one of {video.CODECS}, got {codec!r}")
-    labels = np.asarray(labels)
-    if labels.ndim != 1 or len(labels) != len(images) or not np.issubdtype(labels.dtype, np.integer):
-        raise ValueError(f"labels must be {len(images)} integers, got shape {labels.shape} dtype {labels.dtype}")
-    classes = [str(c) for c in class_names]
-    if len(labels) and (labels.min() < 0 or labels.max() >= len(classes)):
-        raise ValueError(f"labels must index class_names (0..{len(classes) - 1})")
-    for c in classes:
-        if not c or "/" in c or "\\" in c or c in (".", ".."):
-            raise ValueError(f"class name {c!r} cannot be used as a folder name")
+    labels = set_files.check_labels(labels, len(images))
+    classes = set_files.check_class_folders(class_names, labels)
     stems = _file_stems(file_names, len(images))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    claim_folder(out, marker_fields("imagenet-p", table, seed, len(images), codec))
+    claim_folder(out, GENERATOR, marker_fields("imagenet-p", table, seed, len(images), codec))
     for name, difficulty in set_names(list(perturbations), list(difficulties)):
         folder = out / set_name(name, difficulty)
         for i, image in enumerate(images):

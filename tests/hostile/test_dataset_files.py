@@ -31,9 +31,7 @@ from PIL import Image
 from torch import nn
 
 from augmix.config import validate_data
-from augmix.corruptions import MARKER_NAME
 from augmix.corruptions.make import write_corrupted
-from augmix.corruptions.writer import IN_PROGRESS_NAME
 from augmix.data import sources
 from augmix.data.verify import find_bad_images
 from augmix.errors import ConfigError, DataError
@@ -43,6 +41,7 @@ from augmix.evaluation.inputs import benchmark_spec
 from augmix.evaluation.inputs.imagenet_c import imagenet_c_sets
 from augmix.evaluation.run import ResultStore, run_sets
 from augmix.files import StorageFullError
+from augmix.regenerated import IN_PROGRESS_NAME, MARKER_NAME
 from augmix.training import build_datamodule, train
 from tests.conftest import compose_train, write_cifar10, write_cifar100, write_image_folder
 from tests.evaluation_fixtures import (

@@ -24,10 +24,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from augmix.corruptions.writer import IN_PROGRESS_NAME
 from augmix.evaluation import commands
 from augmix.evaluation import suite as suite_module
 from augmix.evaluation.inputs.imagenet_classes import IMAGENET_R_WNIDS
+from augmix.regenerated import IN_PROGRESS_NAME
 from tests.evaluation_fixtures import digits_test, evaluate_config, lightning_checkpoint
 from tests.suite_fixtures import (
     bias_model,

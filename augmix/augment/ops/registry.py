@@ -41,7 +41,7 @@ def _float_parameter(level: Tensor, maxval: float) -> Tensor:
     return level * maxval / 10
 
 
-def _enhance_factor(level: Tensor) -> Tensor:
+def _enhance_factor(level: Tensor, sign: Tensor, height: int, width: int) -> Tensor:
     return _float_parameter(level, 1.8) + 0.1
 
 
@@ -88,23 +88,28 @@ def _pointwise(kernel: Callable[[Tensor, Tensor], Tensor]) -> Callable[[Tensor, 
     return lambda images, argument, fill: kernel(images, argument)
 
 
+def _set_by_image(name: str, kernel: Callable[[Tensor], Tensor], lut: Callable[[Tensor], Tensor]) -> Op:
+    """autocontrast and equalize: no argument, each image's own histogram sets its table."""
+    return Op(
+        name,
+        _unused,
+        _pointwise(lambda images, _: kernel(images)),
+        lut=lambda images, _: lut(images),
+        blocked=_unless_opencv,
+    )
+
+
+def _enhance_by_table(name: str, kernel: Callable[[Tensor, Tensor], Tensor],
+                      lut: Callable[[Tensor, Tensor], Tensor]) -> Op:
+    """contrast and brightness: an enhance factor, applied as one table per image and channel."""
+    return Op(name, _enhance_factor, _pointwise(kernel), lut=lut, blocked=_unless_opencv)
+
+
 OPS: dict[str, Op] = {
     op.name: op
     for op in (
-        Op(
-            "autocontrast",
-            _unused,
-            _pointwise(lambda images, _: color.autocontrast(images)),
-            lut=lambda images, _: color.autocontrast_lut(images),
-            blocked=_unless_opencv,
-        ),
-        Op(
-            "equalize",
-            _unused,
-            _pointwise(lambda images, _: color.equalize(images)),
-            lut=lambda images, _: color.equalize_lut(images),
-            blocked=_unless_opencv,
-        ),
+        _set_by_image("autocontrast", color.autocontrast, color.autocontrast_lut),
+        _set_by_image("equalize", color.equalize, color.equalize_lut),
         Op(
             "posterize",
             lambda level, sign, h, w: 4 - _int_parameter(level, 4),
@@ -134,22 +139,10 @@ OPS: dict[str, Op] = {
             geometry.translate_y,
             identity=_is_zero,
         ),
-        Op("color", lambda level, sign, h, w: _enhance_factor(level), _pointwise(color.adjust_saturation)),
-        Op(
-            "contrast",
-            lambda level, sign, h, w: _enhance_factor(level),
-            _pointwise(color.adjust_contrast),
-            lut=color.contrast_lut,
-            blocked=_unless_opencv,
-        ),
-        Op(
-            "brightness",
-            lambda level, sign, h, w: _enhance_factor(level),
-            _pointwise(color.adjust_brightness),
-            lut=color.brightness_lut,
-            blocked=_unless_opencv,
-        ),
-        Op("sharpness", lambda level, sign, h, w: _enhance_factor(level), _pointwise(color.adjust_sharpness)),
+        Op("color", _enhance_factor, _pointwise(color.adjust_saturation)),
+        _enhance_by_table("contrast", color.adjust_contrast, color.contrast_lut),
+        _enhance_by_table("brightness", color.adjust_brightness, color.brightness_lut),
+        Op("sharpness", _enhance_factor, _pointwise(color.adjust_sharpness)),
     )
 }
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from augmix.corruptions import MARKER_NAME, select_table
-from augmix.corruptions.writer import IN_PROGRESS_NAME
+from augmix.corruptions import select_table
 from augmix.data import CenterCropOrPad
 from augmix.data.sources import ImageSource
 from augmix.errors import DataError
@@ -15,6 +14,7 @@ from augmix.evaluation.inputs.imagenet_c import imagenet_c_sets
 from augmix.evaluation.inputs.sets import EvalSet, Transform
 from augmix.evaluation.inputs.spec import BenchmarkSpec
 from augmix.evaluation.inputs.synthetic import synthetic_sets
+from augmix.regenerated import IN_PROGRESS_NAME, MARKER_NAME
 
 
 def corrupted_transform(spec: BenchmarkSpec, image_size: int, eval_transform: Transform) -> Transform:

@@ -23,7 +23,6 @@ from pathlib import Path
 from torch import Tensor
 
 from augmix.corruptions import select_table
-from augmix.corruptions.writer import IN_PROGRESS_NAME
 from augmix.errors import DataError
 from augmix.evaluation.inputs.corrupted import read_marker
 from augmix.evaluation.inputs.sets import EvalSet
@@ -37,6 +36,7 @@ from augmix.perturbations.registry import (
     is_noise,
     set_name,
 )
+from augmix.regenerated import IN_PROGRESS_NAME
 from augmix.rules import fail, is_int, is_sequence
 
 FORMATS = ("cifar_p", "imagenet_p")
