@@ -19,6 +19,7 @@ from augmix.errors import AugMixError
 from augmix.files import atomic_write
 from augmix.training import train
 from tests.conftest import ROOT, compose_train
+from tests.scripts import run_script
 
 LIMITS = ("+trainer.limit_train_batches=4", "+trainer.limit_val_batches=1", "evaluate_after_fit=null", "data.batch_size=16")
 
@@ -168,7 +169,7 @@ def test_wandb_run_is_reattached_on_resume(tmp_path):
 # SIGUSR1 takes the same handler (tests/hostile/test_interruptions.py checks each signal in-process);
 # its full-process run is in the slow suite.
 @pytest.mark.parametrize("stop", [signal.SIGTERM, pytest.param(signal.SIGUSR1, marks=pytest.mark.slow)], ids=["SIGTERM", "SIGUSR1"])
-def test_stop_signal_saves_mid_epoch_and_the_run_resumes(tmp_path, stop):
+def test_stop_signal_saves_mid_epoch_and_the_run_resumes(tmp_path, stop, capfd):
     out, marker = tmp_path / "run", tmp_path / "paused"
     env = {**os.environ, "WANDB_MODE": "disabled"}
     command = [
@@ -193,7 +194,7 @@ def test_stop_signal_saves_mid_epoch_and_the_run_resumes(tmp_path, stop):
     assert checkpoint["AugMixDataModule"]["resume_point"] == [1, 3]
     assert not json.loads((out / "metrics.json").read_text())["finished"]
 
-    resumed = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    resumed = run_script(capfd, "train.py", *command[2:], cwd=ROOT, env={"WANDB_MODE": "disabled"})  # the same command
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["finished"] and metrics["global_step"] == 10, "the resumed epoch ran only its remaining batches"
