@@ -74,7 +74,9 @@ def test_missing_cifar_stops_with_instructions_and_no_traceback(tmp_path, capfd)
 
 
 def fit(tmp_path: Path, *overrides: str) -> dict:
-    cfg = compose_train("experiment=quickstart", "evaluate_after_fit=null", "logger=csv", f"paths.output_dir={tmp_path}", *overrides)
+    cfg = compose_train(
+        "experiment=quickstart", "evaluate_after_fit=null", "logger=csv", f"paths.output_dir={tmp_path}", "data.batch_size=16", *overrides
+    )
     return train(cfg)
 
 

@@ -354,6 +354,7 @@ def test_ctrl_c_twice_and_handlers_installed_before_ours(capfd):
     """The first Ctrl-C is acknowledged and recorded, the second aborts; a handler installed
     before ours (submitit's SIGUSR2 requeue) runs only once the work is kept, then ours go away."""
     calls = []
+    sigint_before = signal.getsignal(signal.SIGINT)  # Python's default_int_handler; SIG_IGN in a background job
     previous = signal.signal(signal.SIGUSR2, lambda number, frame: calls.append(number))
     try:
         with interrupts.handling_stops():
@@ -366,7 +367,7 @@ def test_ctrl_c_twice_and_handlers_installed_before_ours(capfd):
             with pytest.raises(interrupts.Stopped) as stopped:
                 interrupts.stop("kept everything")
         assert stopped.value.code == 0 and calls == [signal.SIGUSR2]
-        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        assert signal.getsignal(signal.SIGINT) is sigint_before
         signal.raise_signal(signal.SIGUSR2)
         assert calls == [signal.SIGUSR2, signal.SIGUSR2], "the previous handler is back"
     finally:
