@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 from PIL import Image
 
@@ -19,6 +20,23 @@ CONFIGS = str(ROOT / "configs")
 # Tests never talk to wandb's servers.
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
+
+
+@pytest.fixture(scope="session")
+def checkpoint(tmp_path_factory) -> Path:
+    """An untrained train.py checkpoint of the quickstart model, shared read-only by the evaluation tests."""
+    from tests.evaluation_fixtures import lightning_checkpoint
+
+    return lightning_checkpoint(tmp_path_factory.mktemp("run") / "last.ckpt")
+
+
+@pytest.fixture
+def one_thread():
+    """torch on one thread for the test, for runs compared bitwise or with several processes."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def compose_train(*overrides: str):

@@ -21,7 +21,7 @@ from hydra.core.global_hydra import GlobalHydra
 from augmix import interrupts
 from tests.conftest import ROOT
 
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGUSR2)
+STOP_SIGNALS = [getattr(signal, name) for name in interrupts.STOP_SIGNALS if hasattr(signal, name)]
 
 
 @dataclass

@@ -27,18 +27,12 @@ from tests.evaluation_fixtures import (
     compose_config,
     digits_test,
     evaluate_config,
-    lightning_checkpoint,
     write_cifar_c_fixture,
     write_folder_images,
     write_imagenet_c_fixture,
 )
 
 NAMES = ["contrast", "fog"]
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory) -> Path:
-    return lightning_checkpoint(tmp_path_factory.mktemp("run") / "last.ckpt")
 
 
 def _run(checkpoint: Path, out: Path, overrides: list[str]) -> dict:

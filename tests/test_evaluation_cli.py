@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -15,7 +14,6 @@ from tests.conftest import ROOT
 from tests.evaluation_fixtures import (
     compose_config,
     digits_test,
-    lightning_checkpoint,
     write_imagenet_c_fixture,
 )
 from tests.scripts import run_script
@@ -31,11 +29,6 @@ def _run(script: str, *args: str, timeout: int = 300) -> subprocess.CompletedPro
         timeout=timeout,
         env={**os.environ, "WANDB_MODE": "disabled"},
     )
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory) -> Path:
-    return lightning_checkpoint(tmp_path_factory.mktemp("run") / "last.ckpt")
 
 
 def test_written_set_evaluates_from_the_command_line(tmp_path, checkpoint, capfd):

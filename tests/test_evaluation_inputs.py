@@ -17,17 +17,11 @@ from augmix.evaluation import evaluate
 from tests.evaluation_fixtures import (
     digits_test,
     evaluate_config,
-    lightning_checkpoint,
     write_cifar_c_fixture,
     write_imagenet_c_fixture,
 )
 
 CLASSES = [str(d) for d in range(10)]
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory) -> Path:
-    return lightning_checkpoint(tmp_path_factory.mktemp("run") / "last.ckpt")
 
 
 @pytest.fixture(autouse=True)

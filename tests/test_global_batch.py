@@ -23,12 +23,7 @@ STEPS_PER_EPOCH, EPOCHS = 10, 18  # a short run with the recipe's shape: thirds 
 IMAGENET_TRAIN = 1_281_167
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def simulated(devices: int, *overrides: str):

@@ -48,7 +48,6 @@ from tests.evaluation_fixtures import (
     compose_config,
     digits_test,
     evaluate_config,
-    lightning_checkpoint,
     write_cifar_c_fixture,
     write_imagenet_c_fixture,
 )
@@ -270,11 +269,6 @@ def test_a_file_reached_twice_warns_once(tmp_path):
 
 
 # ------------------------------------------------------------------------------------ -C sets
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory) -> Path:
-    return lightning_checkpoint(tmp_path_factory.mktemp("run") / "last.ckpt")
 
 
 def _jpeg(pixels: np.ndarray) -> bytes:

@@ -28,7 +28,7 @@ from augmix.evaluation import commands
 from augmix.evaluation import suite as suite_module
 from augmix.evaluation.inputs.imagenet_classes import IMAGENET_R_WNIDS
 from augmix.regenerated import IN_PROGRESS_NAME
-from tests.evaluation_fixtures import digits_test, evaluate_config, lightning_checkpoint
+from tests.evaluation_fixtures import digits_test, evaluate_config
 from tests.suite_fixtures import (
     bias_model,
     imagenet_config,
@@ -40,11 +40,6 @@ from tests.suite_fixtures import (
 )
 
 N = 4
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory) -> Path:
-    return lightning_checkpoint(tmp_path_factory.mktemp("run") / "last.ckpt")
 
 
 @pytest.fixture(autouse=True)
